@@ -1,0 +1,43 @@
+"""Web demo: denoise uploads in the browser.
+
+python app.py                       # http://127.0.0.1:7860, bundled default weights
+python app.py --weights gaussian25-gray --weights path/to/model.safetensors --port 8080
+"""
+
+import argparse
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Noise2Score web demo")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 exposes it)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--weights", action="append", help="bundled name or path; repeat for a choice")
+    parser.add_argument("--max-pixels", type=int, default=4_000_000, help="largest image accepted")
+    parser.add_argument("--max-file-size", default="25mb", help="largest upload accepted")
+    parser.add_argument("--concurrency", type=int, default=2, help="denoise jobs run at once")
+    parser.add_argument("--tile", type=int, default=512, help="tile side; bounds memory per job")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from noise2score.webapp import DemoModels, build_demo
+    from noise2score.weights import bundled_names
+
+    try:
+        models = DemoModels(args.weights or bundled_names(), tile=args.tile)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
+    if not models.names:
+        print("app.py: error: no weights bundled; pass --weights PATH", file=sys.stderr)
+        return 2
+    demo = build_demo(models, max_pixels=args.max_pixels)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

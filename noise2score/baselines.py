@@ -1,0 +1,105 @@
+"""Classical baselines, run on the same noisy inputs as the network.
+
+Each baseline maps (y, noise model) to x_hat, arrays (H, W, C) in [0, 1] units.
+Poisson and Gamma noise are first made approximately Gaussian with unit or known
+variance (Anscombe transform; logarithm), denoised, and mapped back with the exact
+unbiased inverse (Anscombe) or the bias-corrected exponential (log).
+
+BM3D comes from the ``bm3d`` package (install the ``bm3d`` extra); its licence allows
+non-commercial use only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import polygamma, psi
+from skimage.restoration import calibrate_denoiser, denoise_nl_means, denoise_wavelet
+
+from noise2score.noise import NoiseModel
+
+GaussianDenoiser = Callable[[np.ndarray, float], np.ndarray]  # (image, sigma) -> estimate
+
+
+def _bm3d(z: np.ndarray, sigma: float) -> np.ndarray:
+    try:
+        import bm3d
+    except ImportError:
+        raise ImportError("the bm3d baseline needs `pip install bm3d` (non-commercial licence)") from None
+    if z.shape[2] == 3:
+        return np.asarray(bm3d.bm3d_rgb(z, sigma), np.float64)
+    return np.asarray(bm3d.bm3d(z[:, :, 0], sigma_psd=sigma), np.float64)[:, :, None]
+
+
+def _nl_means(z: np.ndarray, sigma: float) -> np.ndarray:
+    # Patch settings of scikit-image's gallery example; h slightly below sigma.
+    out = denoise_nl_means(
+        z, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
+    )
+    return out.reshape(z.shape)
+
+
+def _nl_means_calibrated(z: np.ndarray, sigma: float) -> np.ndarray:
+    """NL-means with h chosen by J-invariant self-supervised calibration (sigma unused)."""
+    spread = float(np.std(z - np.median(z))) or 1.0
+    grid = {
+        "h": list(np.linspace(0.1, 2.0, 12) * spread * 0.5),
+        "patch_size": [5],
+        "patch_distance": [6],
+        "fast_mode": [True],
+        "channel_axis": [-1],
+    }
+    best = calibrate_denoiser(z, denoise_nl_means, denoise_parameters=grid)
+    return best(z).reshape(z.shape)
+
+
+def _wavelet(z: np.ndarray, sigma: float) -> np.ndarray:
+    out = denoise_wavelet(
+        z, sigma=sigma, method="BayesShrink", mode="soft", rescale_sigma=True, channel_axis=-1
+    )
+    return out.reshape(z.shape)
+
+
+GAUSSIAN_DENOISERS: dict[str, GaussianDenoiser] = {
+    "bm3d": _bm3d,
+    "nl_means": _nl_means,
+    "nl_means_calibrated": _nl_means_calibrated,
+    "wavelet": _wavelet,
+}
+
+
+def anscombe(z: np.ndarray) -> np.ndarray:
+    """Counts -> approximately unit-variance Gaussian: 2 sqrt(z + 3/8)."""
+    return 2.0 * np.sqrt(np.maximum(z, 0) + 3.0 / 8.0)
+
+
+def inverse_anscombe(d: np.ndarray) -> np.ndarray:
+    """Closed-form approximation of the exact unbiased inverse (Makitalo & Foi, 2011)."""
+    d = np.maximum(d, 0.8)  # the approximation holds for d above ~0.8 (z near 0)
+    s = math.sqrt(1.5)
+    return np.maximum(0.25 * d**2 + 0.25 * s / d - 11 / 8 / d**2 + 0.625 * s / d**3 - 0.125, 0.0)
+
+
+def run_baseline(method: str, y: np.ndarray, noise: NoiseModel) -> np.ndarray:
+    """x_hat of a classical method for noisy ``y`` (H, W, C) under ``noise``."""
+    if method == "noisy":
+        return y.astype(np.float64)
+    if method not in GAUSSIAN_DENOISERS:
+        raise ValueError(f"unknown method {method!r}; choose from {['noisy', *GAUSSIAN_DENOISERS]}")
+    denoise = GAUSSIAN_DENOISERS[method]
+    y = y.astype(np.float64)
+    if noise.family == "gaussian":
+        return denoise(y, noise.level / 255.0)
+    if noise.family == "poisson":
+        zeta = noise.level
+        return zeta * inverse_anscombe(denoise(anscombe(y / zeta), 1.0))
+    # Gamma: log y = log x + log g; E[log g] = psi(k) - log k, Var = trigamma(k).
+    k = noise.level
+    bias, sigma = psi(k) - math.log(k), math.sqrt(polygamma(1, k))
+    z = np.log(np.maximum(y, 1e-6)) - bias
+    return np.exp(denoise(z, sigma))
+
+
+METHODS = ("noisy", *GAUSSIAN_DENOISERS)

@@ -1,0 +1,208 @@
+"""The ``noise2score`` command: make-noisy, data, evaluate, denoise, weights, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from noise2score.datasets import DataError
+from noise2score.image_io import ImageError
+from noise2score.noise import NOISE_MODELS, make_noise
+
+FAMILIES = sorted(NOISE_MODELS)
+
+
+def _make_noisy(args: argparse.Namespace) -> int:
+    from noise2score.noisy_copy import make_noisy
+
+    record = make_noisy(
+        args.clean_dir,
+        args.out_dir,
+        make_noise(args.noise, args.level),
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote noisy copies and {record}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from noise2score import datasets
+
+    if args.action == "list":
+        print(f"data directory: {datasets.data_dir(args.data_dir)}")
+        for name, split, count, state in datasets.status(args.data_dir):
+            print(f"  {name:10s} {split:5s} {count:4d} images  {state}")
+        return 0
+    for name in args.names:
+        folder = datasets.fetch(name, source=args.source, target=args.data_dir)
+        print(f"{name}: verified in {folder}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from noise2score.denoiser import load_denoiser
+
+    return load_denoiser(args.weights, tile=args.tile or None, batch_size=args.batch_size, bf16=args.bf16)
+
+
+def _check_noise(args: argparse.Namespace, family: str) -> None:
+    if args.noise and args.noise != family:
+        raise ValueError(f"the weights are for {family} noise, not {args.noise}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from noise2score.evaluate import EvalSpec, evaluate, markdown_table
+
+    if (args.weights is None) == (args.method is None):
+        raise ValueError("give exactly one of --weights and --method")
+    denoiser = _load(args) if args.weights else None
+    family = args.noise or (denoiser.family if denoiser else None)
+    if family is None or args.level is None:
+        raise ValueError("--method needs --noise and --level; --weights needs --level")
+    if denoiser:
+        _check_noise(args, denoiser.family)
+    spec = EvalSpec(args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir)
+    result = evaluate(
+        spec,
+        denoiser=denoiser,
+        method=args.method,
+        estimate_level=args.estimate_level,
+        level_method=args.level_method,
+        progress=lambda f: tqdm(f, desc=args.dataset),
+    )
+    print(markdown_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    from noise2score.denoise_files import denoise_files
+
+    denoiser = _load(args)
+    _check_noise(args, denoiser.family)
+    level = None if args.level in (None, "auto") else float(args.level)
+    if level is not None:
+        make_noise(denoiser.family, level)  # validates the range
+    failures = denoise_files(
+        denoiser, args.inputs, Path(args.output), level=level, fmt=args.format, overwrite=args.overwrite
+    )
+    return 1 if failures else 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from noise2score.weights import bundled_names, load_weights
+
+    for name in bundled_names():
+        _, info = load_weights(name)
+        headline = info.card.get("headline", "")
+        print(f"{name:24s} {info.family:9s} level {info.level:<6g} {info.channels}ch  {headline}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from noise2score.weights import export_weights
+
+    print(export_weights(args.checkpoint, args.out, name=args.name))
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from noise2score.results import BASELINES, write_results
+
+    baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
+    print(write_results(args.out, args.data_dir, seed=args.seed, baselines=baselines))
+    return 0
+
+
+def _add_weights_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels; 0 = whole image")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (about 2x faster on CPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="noise2score", description="Noise2Score denoising")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("make-noisy", help="write one seeded noisy draw of each clean image")
+    p.add_argument("clean_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--noise", required=True, choices=FAMILIES)
+    p.add_argument("--level", required=True, type=float, help="sigma (/255), zeta or k")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing noisy files")
+    p.set_defaults(run=_make_noisy)
+
+    p = commands.add_parser("data", help="benchmark datasets: list, fetch")
+    p.add_argument("action", choices=["list", "fetch"])
+    p.add_argument("names", nargs="*", help="datasets to fetch")
+    p.add_argument("--from", dest="source", help="copy from this local folder instead of downloading")
+    p.add_argument("--data-dir", help="data directory (default $NOISE2SCORE_DATA or ./data)")
+    p.set_defaults(run=_data)
+
+    p = commands.add_parser("evaluate", help="PSNR/SSIM table on a benchmark set")
+    p.add_argument("--weights", help="bundled weight name or a .safetensors/.ckpt path")
+    p.add_argument("--method", choices=["noisy", "bm3d", "nl_means", "nl_means_calibrated", "wavelet"])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--noise", choices=FAMILIES)
+    p.add_argument("--level", type=float, help="paper units: sigma (/255), zeta or k")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="first N images only")
+    p.add_argument("--estimate-level", action="store_true", help="hide the level from the denoiser")
+    p.add_argument("--level-method", default="auto", choices=["auto", "grid", "wavelet"])
+    p.add_argument("--json", help="write the full result here")
+    _add_weights_options(p)
+    p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("denoise", help="denoise image files")
+    p.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    p.add_argument("--output", "-o", required=True, help="output folder")
+    p.add_argument("--weights", default="gaussian25-gray")
+    p.add_argument("--noise", choices=FAMILIES, help="must match the weights' family")
+    p.add_argument("--level", default=None, help="noise level in paper units, or 'auto' (default)")
+    p.add_argument("--format", choices=["png", "tif", "jpg"], help="output format (default: as input)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    _add_weights_options(p)
+    p.set_defaults(run=_denoise)
+
+    p = commands.add_parser("weights", help="list bundled weights")
+    p.set_defaults(run=_weights)
+
+    p = commands.add_parser("results", help="regenerate RESULTS.md for the bundled weights")
+    p.add_argument("--out", default="RESULTS.md")
+    p.add_argument("--data-dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baselines", help="comma-separated subset of baselines")
+    p.set_defaults(run=_results)
+
+    p = commands.add_parser("export", help="Lightning checkpoint -> self-describing .safetensors")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--name", default="")
+    p.set_defaults(run=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore")
+    try:
+        return args.run(args)
+    except (ImageError, DataError, ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
+        print(f"noise2score {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Training data: folders of noisy images only (plus optional clean ones for val/psnr).
+
+Training never sees a clean image: ``NoisyPatches`` reads one folder and returns
+noisy crops. Validation pairs noisy images with clean ones by file stem when a clean
+folder is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kornia.augmentation as K
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from noise2score.image_io import ImageError, list_images, read_image
+
+
+def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[str, Tensor]]:
+    """(stem, (C, H, W) float tensor) for every image in ``folder``."""
+    images = []
+    for path in list_images(folder):
+        pixels = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1).contiguous()
+        if channels is not None and pixels.shape[0] != channels:
+            raise ImageError(f"{path}: {pixels.shape[0]} channels, the model takes {channels}")
+        images.append((path.stem, pixels))
+    if not images:
+        raise ImageError(f"{folder}: no PNG, JPEG or TIFF images found")
+    return images
+
+
+class DihedralAugment(torch.nn.Module):
+    """Random crop, then random flips and transpose (the 8 symmetries of a square)."""
+
+    def __init__(self, patch_size: int) -> None:
+        super().__init__()
+        self.crop = K.RandomCrop((patch_size, patch_size), pad_if_needed=True, padding_mode="reflect")
+        self.flips = K.AugmentationSequential(K.RandomHorizontalFlip(), K.RandomVerticalFlip())
+
+    def forward(self, image: Tensor) -> Tensor:
+        patch = self.flips(self.crop(image[None]))[0]
+        if torch.rand(()) < 0.5:
+            patch = patch.transpose(-1, -2)
+        return patch
+
+
+class NoisyPatches(Dataset):
+    """Random augmented crops of noisy images; ``samples_per_epoch`` defines an epoch."""
+
+    def __init__(self, images: list[Tensor], patch_size: int, samples_per_epoch: int) -> None:
+        self.images = images
+        self.samples_per_epoch = samples_per_epoch
+        self.augment = DihedralAugment(patch_size)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.augment(self.images[index % len(self.images)])
+
+
+class PairedImages(Dataset):
+    """Whole noisy images for validation, with their clean twin when one exists."""
+
+    def __init__(self, noisy: list[tuple[str, Tensor]], clean: dict[str, Tensor] | None) -> None:
+        self.noisy = noisy
+        self.clean = clean or {}
+
+    def __len__(self) -> int:
+        return len(self.noisy)
+
+    def __getitem__(self, index: int) -> dict:
+        name, y = self.noisy[index]
+        item = {"name": name, "y": y}
+        if name in self.clean:
+            item["x"] = self.clean[name]
+        return item
+
+
+class NoisyFolderDataModule(L.LightningDataModule):
+    """Noisy-only training folder; optional validation folders (noisy, and clean)."""
+
+    def __init__(
+        self,
+        train_dir: str,
+        val_dir: str | None = None,
+        val_clean_dir: str | None = None,
+        channels: int = 1,
+        patch_size: int = 64,  # 64x64 trains ~2x more steps/s than 128 on CPU, same PSNR per hour
+        batch_size: int = 16,
+        samples_per_epoch: int = 8000,
+        val_limit: int | None = None,  # validate on the first N images only
+        num_workers: int = 0,  # >0 costs cores that the training step needs on a small CPU
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if stage == "fit" and not hasattr(self, "train_set"):
+            images = [t for _, t in load_folder(hp.train_dir, hp.channels)]
+            self.train_set = NoisyPatches(images, hp.patch_size, hp.samples_per_epoch)
+        if hp.val_dir and not hasattr(self, "val_set"):
+            noisy = load_folder(hp.val_dir, hp.channels)[: hp.val_limit]
+            clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None
+            self.val_set = PairedImages(noisy, clean)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.hparams.val_dir:
+            return []
+        return DataLoader(self.val_set, batch_size=1, num_workers=0)
+
+    test_dataloader = val_dataloader

@@ -1,0 +1,144 @@
+"""Evaluation under METHOD.md section 6: same noisy inputs for every method.
+
+The noisy input of an image depends only on (seed, dataset, image name, noise,
+level): it is drawn from a generator seeded by (seed, dataset, image name).
+Baseline rows are cached by those inputs in ``.cache/noise2score`` (BM3D is slow).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noise2score import __version__
+from noise2score.baselines import run_baseline
+from noise2score.datasets import dataset_files, get_dataset
+from noise2score.denoiser import Denoiser
+from noise2score.image_io import read_image
+from noise2score.metrics import from_hwc, psnr, quantize8, ssim, to_hwc
+from noise2score.noise import NoiseModel, seeded_generator
+
+CACHE_DIR = Path(".cache/noise2score")
+
+
+@dataclass
+class EvalSpec:
+    dataset: str
+    noise: NoiseModel
+    seed: int = 0
+    limit: int | None = None
+    data_dir: str | None = None
+
+
+def noisy_input(spec: EvalSpec, path: Path) -> tuple[np.ndarray, torch.Tensor]:
+    """Clean (H, W, C) array and its fixed noisy draw as a (1, C, H, W) tensor."""
+    x = read_image(path).pixels
+    generator = seeded_generator(spec.seed, spec.dataset, path.name)
+    return x, spec.noise.sample(from_hwc(x), generator=generator)
+
+
+def _row(name: str, x: np.ndarray, x_hat: np.ndarray, seconds: float, **extra) -> dict:
+    return {
+        "name": name,
+        "psnr": psnr(x_hat, x),
+        "psnr8": psnr(quantize8(x_hat), x),
+        "ssim": ssim(x_hat, x),
+        "seconds": seconds,
+        **extra,
+    }
+
+
+def evaluate(
+    spec: EvalSpec,
+    *,
+    denoiser: Denoiser | None = None,
+    method: str | None = None,
+    estimate_level: bool = False,
+    level_method: str = "auto",
+    progress=None,
+) -> dict:
+    """Evaluate a denoiser (or a baseline ``method``) on a benchmark set."""
+    files = dataset_files(spec.dataset, spec.data_dir)[: spec.limit]
+    channels = get_dataset(spec.dataset).channels
+    if denoiser is not None and denoiser.channels != channels:
+        raise ValueError(f"{spec.dataset} has {channels} channel(s); the weights take {denoiser.channels}")
+    if denoiser is not None and denoiser.family != spec.noise.family:
+        raise ValueError(f"the weights are for {denoiser.family} noise, not {spec.noise.family}")
+    rows = []
+    for path in progress(files) if progress else files:
+        x, y = noisy_input(spec, path)
+        if denoiser is not None:
+            level = None if estimate_level else spec.noise.level
+            result = denoiser.denoise_tensor(y, level, level_method=level_method)
+            extra = {"estimated_level": result.level} if estimate_level else {}
+            rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
+        else:
+            rows.append(_cached_baseline(spec, method, path.name, x, y))
+    return summarise(spec, rows, denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+
+def _cached_baseline(spec: EvalSpec, method: str, name: str, x: np.ndarray, y: torch.Tensor) -> dict:
+    key = f"{method}-{spec.dataset}-{name}-{spec.noise.family}-{spec.noise.level:g}-seed{spec.seed}"
+    cache = CACHE_DIR / f"{key}.json"
+    if cache.is_file():
+        row = json.loads(cache.read_text())
+        if row.get("version") == __version__:
+            return row["row"]
+    start = time.perf_counter()
+    x_hat = run_baseline(method, to_hwc(y), spec.noise)
+    row = _row(name, x, x_hat, time.perf_counter() - start)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"version": __version__, "row": row}))
+    return row
+
+
+def summarise(
+    spec: EvalSpec, rows: list[dict], *, denoiser: Denoiser | None, method: str | None, estimate_level: bool
+) -> dict:
+    result = {
+        "method": method or "noise2score",
+        "weights": denoiser.info.name if denoiser else None,
+        "weights_sha256": denoiser.info.sha256 if denoiser else None,
+        "dataset": spec.dataset,
+        "noise": spec.noise.family,
+        "level": spec.noise.level,
+        "seed": spec.seed,
+        "limit": spec.limit,
+        "estimate_level": estimate_level,
+        "mean_psnr": float(np.mean([r["psnr"] for r in rows])),
+        "mean_psnr8": float(np.mean([r["psnr8"] for r in rows])),
+        "mean_ssim": float(np.mean([r["ssim"] for r in rows])),
+        "mean_seconds": float(np.mean([r["seconds"] for r in rows])),
+        "images": rows,
+        "command": " ".join(["noise2score", *sys.argv[1:]]) if sys.argv[0].endswith("noise2score") else None,
+        "versions": {
+            "noise2score": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    if estimate_level:
+        errors = [abs(r["estimated_level"] - spec.noise.level) for r in rows]
+        result["mean_abs_level_error"] = float(np.mean(errors))
+    return result
+
+
+def markdown_table(result: dict) -> str:
+    extra = "estimated_level" in (result["images"][0] if result["images"] else {})
+    head = "| image | PSNR | PSNR (8-bit) | SSIM | seconds |" + (" level |" if extra else "")
+    lines = [head, "|---" * (5 + extra) + "|"]
+    for r in result["images"]:
+        line = f"| {r['name']} | {r['psnr']:.2f} | {r['psnr8']:.2f} | {r['ssim']:.4f} | {r['seconds']:.2f} |"
+        lines.append(line + (f" {r['estimated_level']:.3g} |" if extra else ""))
+    lines.append(
+        f"| **mean** | **{result['mean_psnr']:.2f}** | {result['mean_psnr8']:.2f} | "
+        f"**{result['mean_ssim']:.4f}** | {result['mean_seconds']:.2f} |" + (" |" if extra else "")
+    )
+    return "\n".join(lines)

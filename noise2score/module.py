@@ -1,0 +1,151 @@
+"""LightningModule: AR-DAE training of the score network, Tweedie in validation.
+
+Steps stay thin; the pieces live in ``noise``, ``score_loss``, ``networks`` and
+``tiling``. Hyper-parameters are saved, so a checkpoint path rebuilds everything.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from noise2score.metrics import psnr
+from noise2score.networks import build_network
+from noise2score.noise import make_noise
+from noise2score.score_loss import SigmaASchedule, ardae_loss
+from noise2score.tiling import estimate_score
+
+VAL_SEED = 1234  # fixed draw for val/loss, so it is comparable across epochs
+
+
+class Noise2Score(L.LightningModule):
+    """Noise2Score: learn the score of noisy images; denoise with Tweedie's formula.
+
+    Parameters
+    ----------
+    network, channels: score network name (see ``networks.NETWORKS``) and 1 or 3.
+    noise, level: noise family and level in paper units (sigma /255, zeta, k).
+    sigma_a_start, sigma_a_end: AR-DAE perturbation ramp; None takes the noise
+        family's default (0.05 -> 0.001; Poisson zeta*1.0 -> zeta*0.5).
+    sigma_a_steps: ramp length in steps; None ramps over the whole run.
+    sigma_a_kind: "ramp" (one scalar per batch) or "gaussian" (per-sample N(0, delta^2)).
+    antithetic: pair each perturbation u with -u (lower-variance gradient).
+    lr, betas, lr_schedule: Adam; "cosine" decays to 1% over the run, "step" is the
+        authors' x0.1 at half-way, "constant" none.
+    ema_decay: exponential moving average of the weights, used for validation and
+        export; None disables it.
+    channels_last: memory format of the network (faster on CPU).
+    val_tile: tile size for validation denoising (None: whole image).
+    """
+
+    def __init__(
+        self,
+        network: str = "n2n_unet",
+        channels: int = 1,
+        noise: str = "gaussian",
+        level: float = 25.0,
+        sigma_a_start: float | None = None,
+        sigma_a_end: float | None = None,
+        sigma_a_steps: int | None = None,
+        sigma_a_kind: Literal["ramp", "gaussian"] = "ramp",
+        antithetic: bool = False,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        lr_schedule: Literal["cosine", "step", "constant"] = "cosine",
+        ema_decay: float | None = 0.999,
+        channels_last: bool = True,
+        val_tile: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.noise = make_noise(noise, level)
+        self.network = build_network(network, channels)
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.ema = (
+            AveragedModel(self.network, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay
+            else None
+        )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # updated by averaging, never by gradients
+
+    # -- pieces ------------------------------------------------------------------
+    @property
+    def scorer(self) -> torch.nn.Module:
+        """The network used to denoise: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.network
+
+    def sigma_a_schedule(self) -> SigmaASchedule:
+        hp = self.hparams
+        start, end = self.noise.default_sigma_a
+        steps = hp.sigma_a_steps or self._total_steps()
+        return SigmaASchedule(
+            start=hp.sigma_a_start if hp.sigma_a_start is not None else start,
+            end=hp.sigma_a_end if hp.sigma_a_end is not None else end,
+            steps=steps,
+            kind=hp.sigma_a_kind,
+        )
+
+    def _total_steps(self) -> int:
+        try:
+            return max(1, int(self.trainer.estimated_stepping_batches))
+        except (RuntimeError, AttributeError, OverflowError):
+            return 1
+
+    def on_fit_start(self) -> None:
+        self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only
+
+    def denoise(self, y: Tensor) -> Tensor:
+        """The inference path: score at sigma_a = 0, then Tweedie."""
+        score = estimate_score(self.scorer, y, tile=self.hparams.val_tile)
+        return self.noise.tweedie(y, score)
+
+    # -- steps -------------------------------------------------------------------
+    def training_step(self, y: Tensor, batch_idx: int) -> Tensor:
+        sigma_a = self._schedule.draw(self.global_step, y.shape[0])
+        loss = ardae_loss(self.network, y, sigma_a, antithetic=self.hparams.antithetic)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/sigma_a", sigma_a.abs().mean())
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.network)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict | Tensor, batch_idx: int) -> Tensor:
+        y = batch["y"] if isinstance(batch, dict) else batch
+        return self.denoise(y)
+
+    def _evaluate(self, batch: dict, prefix: str) -> None:
+        y = batch["y"]
+        generator = torch.Generator(y.device).manual_seed(VAL_SEED + self.global_rank)
+        end = torch.tensor(self.sigma_a_schedule().end)
+        with torch.no_grad():
+            loss = ardae_loss(self.scorer, y, end, generator=generator)
+        self.log(f"{prefix}/loss", loss, batch_size=1)
+        if "x" in batch:
+            self.log(f"{prefix}/psnr", psnr(self.denoise(y), batch["x"]), batch_size=1, prog_bar=True)
+
+    # -- optimisation ------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+        total = self._total_steps()
+        if hp.lr_schedule == "cosine":
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=hp.lr * 0.01)
+        elif hp.lr_schedule == "step":
+            schedule = torch.optim.lr_scheduler.StepLR(optimizer, max(1, total // 2), gamma=0.1)
+        else:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,83 @@
+"""Score networks. ``build_network(name, channels)`` is the one entry point."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Noise2Noise U-Net sizes (Lehtinen et al. 2018), as used by Noise2Score.
+ENCODER_WIDTH = 48
+DECODER_WIDTH = 96
+DEPTH = 5  # poolings, hence inputs are padded to a multiple of 2**5 = 32
+
+
+def _conv(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.1)]
+
+
+def _up(channels: int) -> nn.Module:
+    return nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1, output_padding=1)
+
+
+class N2NUNet(nn.Module):
+    """Noise2Noise U-Net: 48-channel encoder with 5 poolings, 96-channel decoder.
+
+    Encoder blocks 2-5 share one set of weights, as do decoder blocks 4-2 (about
+    0.70 M parameters). Output is linear (a score, not an image). Any input size:
+    reflect-padded to a multiple of 32 and cropped back.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int | None = None) -> None:
+        super().__init__()
+        out_channels = out_channels or in_channels
+        e, d = ENCODER_WIDTH, DECODER_WIDTH
+        self.enc_first = nn.Sequential(*_conv(in_channels, e), *_conv(e, e), nn.MaxPool2d(2))
+        self.enc_shared = nn.Sequential(*_conv(e, e), nn.MaxPool2d(2))
+        self.bottom = nn.Sequential(*_conv(e, e), _up(e))
+        self.dec_first = nn.Sequential(*_conv(2 * e, d), *_conv(d, d), _up(d))
+        self.dec_shared = nn.Sequential(*_conv(d + e, d), *_conv(d, d), _up(d))
+        self.head = nn.Sequential(
+            *_conv(d + in_channels, 64), *_conv(64, 32), nn.Conv2d(32, out_channels, 3, padding=1)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weights N(0, 0.02), biases zero (the authors' initialisation)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, y: Tensor) -> Tensor:
+        h, w = y.shape[-2:]
+        multiple = 2**DEPTH
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        if pad_h or pad_w:
+            y = _reflect_pad(y, pad_h, pad_w)
+        skips = [y, self.enc_first(y)]
+        for _ in range(DEPTH - 1):
+            skips.append(self.enc_shared(skips[-1]))
+        out = self.bottom(skips.pop())
+        out = self.dec_first(torch.cat([out, skips.pop()], 1))
+        while len(skips) > 1:
+            out = self.dec_shared(torch.cat([out, skips.pop()], 1))
+        out = self.head(torch.cat([out, skips.pop()], 1))
+        return out[..., :h, :w]
+
+
+def _reflect_pad(y: Tensor, pad_h: int, pad_w: int) -> Tensor:
+    """Reflect-pad bottom/right; falls back to replicate where the image is too small."""
+    h, w = y.shape[-2:]
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(y, (0, pad_w, 0, pad_h), mode=mode)
+
+
+NETWORKS = {"n2n_unet": N2NUNet}
+
+
+def build_network(name: str, channels: int) -> nn.Module:
+    """Score network by name; add new architectures to ``NETWORKS``."""
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; choose from {sorted(NETWORKS)}")
+    return NETWORKS[name](channels)

@@ -1,0 +1,63 @@
+"""``make-noisy``: turn a folder of clean images into a noisy-only training folder.
+
+One fixed draw per image, seeded by (seed, file name), written as float32 TIFF
+(unclipped), plus ``noisy.json`` recording noise, level, seed and source checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from noise2score.image_io import ImageError, list_images, read_image, write_image
+from noise2score.metrics import from_hwc, to_hwc
+from noise2score.noise import NoiseModel, seeded_generator
+
+RECORD_NAME = "noisy.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_noisy(
+    clean_dir: str | Path,
+    out_dir: str | Path,
+    noise: NoiseModel,
+    *,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write one noisy float32 TIFF per clean image; returns the record's path."""
+    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    sources = list_images(clean_dir)
+    if not sources:
+        raise ImageError(f"{clean_dir}: no PNG, JPEG or TIFF images found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() == clean_dir.resolve():
+        raise ImageError(f"{out_dir}: the output folder must differ from the clean folder")
+    targets = [out_dir / f"{p.stem}.tif" for p in sources] + [out_dir / RECORD_NAME]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise ImageError(f"{existing[0]} exists ({len(existing)} files would be replaced); pass --overwrite")
+    record = {
+        "noise": noise.family,
+        "level": noise.level,
+        "seed": seed,
+        "source": str(clean_dir),
+        "files": {},
+    }
+    for path in sources:
+        x = from_hwc(read_image(path).pixels)
+        y = noise.sample(x, generator=seeded_generator(seed, path.name))
+        write_image(out_dir / f"{path.stem}.tif", to_hwc(y).astype(np.float32), dtype=np.float32)
+        record["files"][path.name] = sha256_of(path)
+    (out_dir / RECORD_NAME).write_text(json.dumps(record, indent=1) + "\n")
+    return out_dir / RECORD_NAME

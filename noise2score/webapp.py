@@ -1,0 +1,216 @@
+"""Gradio Blocks demo over the same :class:`Denoiser` path as the command line."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from noise2score.denoise_files import output_dtype
+from noise2score.denoiser import Denoiser, load_denoiser
+from noise2score.image_io import ImageError, read_image, write_image
+from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
+from noise2score.noise import make_noise, seeded_generator
+
+ESTIMATE = "estimate"
+DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
+
+
+class DemoModels:
+    """Denoisers by name, loaded once at start-up."""
+
+    def __init__(self, names: list[str], *, tile: int = 512) -> None:
+        self.denoisers: dict[str, Denoiser] = {}
+        for name in names:
+            denoiser = load_denoiser(name, tile=tile)
+            self.denoisers[denoiser.info.name or name] = denoiser
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.denoisers)
+
+    def get(self, name: str | None) -> Denoiser:
+        if not name:
+            return next(iter(self.denoisers.values()))
+        if name not in self.denoisers:
+            raise ImageError(f"unknown model {name!r}; this demo serves {', '.join(self.names)}")
+        return self.denoisers[name]
+
+    def card(self, name: str | None) -> str:
+        d = self.get(name)
+        card = d.info.card
+        lines = [
+            f"**{d.info.name}**: {d.family} noise, level {d.info.level:g}, "
+            f"{'colour' if d.channels == 3 else 'gray'} images."
+        ]
+        for key in ("trained_on", "headline", "training"):
+            if card.get(key):
+                lines.append(f"- {key.replace('_', ' ')}: {card[key]}")
+        return "\n".join(lines)
+
+
+def _display(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, C) float -> 8-bit array the browser can show."""
+    out = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    return out[:, :, 0] if out.shape[2] == 1 else out
+
+
+def sample_images(folder: Path) -> list[Path]:
+    """scikit-image sample photos written as PNG, for visitors without an image."""
+    from skimage import data
+
+    samples = {"camera.png": data.camera(), "astronaut.png": data.astronaut(), "coffee.png": data.coffee()}
+    paths = []
+    for name, image in samples.items():
+        path = folder / name
+        if not path.exists():
+            write_image(path, image.astype(np.float32).reshape(*image.shape[:2], -1) / 255)
+        paths.append(path)
+    return paths
+
+
+def _match_channels(pixels: np.ndarray, channels: int, synthetic: bool) -> np.ndarray:
+    """Bundled colour samples may be shown to a gray model: convert clean inputs only."""
+    if pixels.shape[2] == channels or not synthetic:
+        return pixels
+    if channels == 1:
+        return (pixels @ np.array([0.2989, 0.5870, 0.1140], np.float32))[:, :, None]
+    return np.repeat(pixels, 3, axis=2)
+
+
+def run(
+    models: DemoModels,
+    max_pixels: int,
+    image,
+    model=None,
+    noise=None,
+    level=None,
+    add_noise: bool = False,
+    noise_level=None,
+    seed: int = 0,
+) -> tuple:
+    """Denoise one upload; returns (result path, slider pair, info markdown, downloads)."""
+    if image is None:
+        raise ImageError("upload an image or pick an example first")
+    denoiser = models.get(model)
+    if noise and noise != denoiser.family:
+        raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
+    loaded = read_image(image, max_pixels=max_pixels)
+    pixels = _match_channels(loaded.pixels, denoiser.channels, add_noise)
+    clean = None
+    y = from_hwc(pixels)
+    if add_noise:
+        clean = pixels
+        synthetic = make_noise(denoiser.family, noise_level or DEFAULT_LEVELS[denoiser.family])
+        y = synthetic.sample(y, generator=seeded_generator(int(seed or 0), "demo"))
+    if level is not None:
+        make_noise(denoiser.family, float(level))  # range check with a clear message
+    result = denoiser.denoise_tensor(y, None if level is None else float(level))
+    x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
+    info = [
+        f"**{denoiser.family} level {'estimated' if result.estimated else 'given'}: {result.level:.4g}**",
+        f"time: {result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
+    ]
+    if clean is not None:
+        info.append(
+            f"noisy: PSNR {psnr(noisy, clean):.2f} dB, SSIM {ssim(noisy, clean):.3f}  \n"
+            f"denoised: PSNR {psnr(x_hat, clean):.2f} dB, SSIM {ssim(x_hat, clean):.3f}"
+        )
+    out_dir = Path(tempfile.mkdtemp(prefix="n2s-"))
+    stem = Path(str(image)).stem
+    downloads = [
+        write_image(out_dir / f"{stem}-denoised.png", x_hat, dtype=output_dtype(loaded.source_dtype, ".png"))
+    ]
+    if loaded.source_dtype.itemsize > 1:
+        downloads.append(write_image(out_dir / f"{stem}-denoised.tif", x_hat, dtype=np.uint16))
+    shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
+    return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
+
+
+def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
+    samples_dir = Path(tempfile.gettempdir()) / "noise2score-samples"
+    samples_dir.mkdir(exist_ok=True)
+    examples = sample_images(samples_dir)
+
+    def denoise_api(
+        image: str, model: str | None = None, noise: str | None = None, level: float | None = None
+    ):
+        """Denoise an image file with a bundled model; level None estimates it."""
+        try:
+            shown, _, info, _ = run(models, max_pixels, image, model or None, noise or None, level)
+        except (ImageError, ValueError) as err:
+            raise gr.Error(str(err)) from None
+        return shown, info
+
+    def denoise_ui(image, model, level, estimate, add_noise, noise_level, seed, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        progress(0.1, desc="denoising")
+        start = time.perf_counter()
+        try:
+            _, pair, info, downloads = run(
+                models,
+                max_pixels,
+                image,
+                model,
+                None,
+                None if estimate else level,
+                add_noise,
+                noise_level,
+                seed,
+            )
+        except (ImageError, ValueError) as err:
+            raise gr.Error(str(err)) from None
+        progress(1.0, desc=f"done in {time.perf_counter() - start:.1f} s")
+        return pair, info, downloads
+
+    first = models.get(None)
+    with gr.Blocks(title="Noise2Score denoiser") as demo:
+        gr.Markdown(
+            "# Noise2Score\nSelf-supervised denoising: a network learned the score of noisy "
+            "images; Tweedie's formula turns it into the denoised image."
+        )
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(
+                    label="Noisy image (PNG, JPEG, TIFF; 8/16-bit)",
+                    type="filepath",
+                    file_types=[".png", ".jpg", ".jpeg", ".tif", ".tiff"],
+                )
+                gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Sample images")
+                model = gr.Dropdown(models.names, value=models.names[0], label="Model")
+                card = gr.Markdown(models.card(None))
+                estimate = gr.Checkbox(True, label="Estimate the noise level")
+                level = gr.Number(first.info.level, label="Noise level (paper units: sigma/255, zeta, k)")
+                with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
+                    add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
+                    noise_level = gr.Number(first.info.level, label="Synthetic noise level")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                button = gr.Button("Denoise", variant="primary", elem_id="denoise-button")
+            with gr.Column():
+                slider = gr.ImageSlider(
+                    label="Noisy | denoised", format="png", image_mode=None, elem_id="result-slider"
+                )
+                info = gr.Markdown(elem_id="result-info")
+                files = gr.File(label="Download", file_count="multiple")
+        model.change(models.card, inputs=model, outputs=card)
+        button.click(
+            denoise_ui,
+            [upload, model, level, estimate, add_noise, noise_level, seed],
+            [slider, info, files],
+            api_visibility="private",
+        )
+        with gr.Row(visible=False):  # the /denoise API endpoint's own inputs and outputs
+            api_inputs = [
+                gr.File(type="filepath", label="image"),
+                gr.Textbox(label="model"),
+                gr.Textbox(label="noise"),
+                gr.Number(None, label="level"),
+            ]
+            api_outputs = [
+                gr.Image(type="filepath", format="png", label="denoised"),
+                gr.Markdown(label="info"),
+            ]
+        api_inputs[0].change(denoise_api, api_inputs, api_outputs, api_name="denoise")
+    return demo

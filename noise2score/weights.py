@@ -1,0 +1,121 @@
+"""Weights on disk: bundled safetensors with model cards, and Lightning checkpoints.
+
+Only safe loaders are used: ``safetensors`` and ``torch.load(weights_only=True)``.
+A safetensors file carries its own description in its metadata (network, channels,
+noise family and level), so a path is enough to rebuild the denoiser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from noise2score.networks import build_network
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = "gaussian25-gray"
+
+
+@dataclass
+class WeightsInfo:
+    """What a set of weights is: enough to rebuild the network and the noise model."""
+
+    network: str
+    channels: int
+    family: str
+    level: float
+    name: str = ""
+    card: dict = field(default_factory=dict)
+    sha256: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "network": self.network,
+            "channels": str(self.channels),
+            "family": self.family,
+            "level": repr(self.level),
+            "name": self.name,
+        }
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.safetensors"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A bundled weight name or a file path, as a path that exists."""
+    text = str(name_or_path)
+    if text in bundled_names():
+        return BUNDLED_DIR / f"{text}.safetensors"
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    known = ", ".join(bundled_names()) or "none bundled"
+    raise FileNotFoundError(f"no weights named {text!r} and no such file (bundled: {known})")
+
+
+def load_weights(name_or_path: str | Path) -> tuple[torch.nn.Module, WeightsInfo]:
+    """Rebuild the score network from bundled weights, .safetensors or a .ckpt file."""
+    path = resolve(name_or_path)
+    if path.suffix == ".ckpt":
+        state, info = _read_checkpoint(path)
+    elif path.suffix == ".safetensors":
+        state, info = _read_safetensors(path)
+    else:
+        raise ValueError(f"{path}: expected a .safetensors or .ckpt file")
+    info.sha256 = _sha256(path)
+    card_path = path.with_suffix(".json")
+    if card_path.is_file():
+        info.card = json.loads(card_path.read_text())
+    network = build_network(info.network, info.channels)
+    network.load_state_dict(state)
+    return network.eval(), info
+
+
+def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    missing = {"network", "channels", "family", "level"} - meta.keys()
+    if missing:
+        raise ValueError(f"{path}: metadata lacks {sorted(missing)}; export it with `noise2score export`")
+    info = WeightsInfo(
+        meta["network"],
+        int(meta["channels"]),
+        meta["family"],
+        float(meta["level"]),
+        name=meta.get("name") or path.stem,
+    )
+    return load_file(str(path)), info
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, WeightsInfo]:
+    path = Path(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    hp = checkpoint["hyper_parameters"]
+    state = checkpoint["state_dict"]
+    # Prefer the EMA copy, which is what validation scored.
+    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "network."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    info = WeightsInfo(hp["network"], int(hp["channels"]), hp["noise"], float(hp["level"]), name=path.stem)
+    return weights, info
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "") -> Path:
+    """Write a checkpoint's (EMA) network as self-describing .safetensors."""
+    state, info = _read_checkpoint(Path(checkpoint))
+    info.name = name or Path(out).stem
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; remove it first")
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    save_file(tensors, str(out), metadata=info.metadata())
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,142 @@
+"""The web demo end to end: API through gradio_client, parallel visitors, a real browser."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from noise2score.image_io import read_image, write_image
+from noise2score.metrics import psnr
+from noise2score.noise import make_noise
+from noise2score.weights import DEFAULT_WEIGHTS, bundled_names
+from tests.conftest import clean_crops
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(DEFAULT_WEIGHTS not in bundled_names(), reason="bundled weights not present")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--concurrency", "4"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def noisy_image(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app")
+    x = clean_crops(size=128)[0]
+    y = make_noise("gaussian", 25).sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
+    write_image(folder / "noisy.png", y.numpy())
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return folder, x
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def test_denoise_endpoint_beats_the_noisy_input(server, noisy_image):
+    from gradio_client import handle_file
+
+    folder, x = noisy_image
+    result = _client(server).predict(image=handle_file(folder / "noisy.png"), level=25, api_name="/denoise")
+    noisy = read_image(folder / "noisy.png").pixels
+    assert psnr(read_image(result[0]).pixels, x) > psnr(noisy, x) + 3
+    estimated = _client(server).predict(image=handle_file(folder / "noisy.png"), api_name="/denoise")
+    assert "estimated" in estimated[1]
+
+
+def test_wrong_family_is_a_clear_error(server, noisy_image):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="not poisson"):
+        _client(server).predict(
+            image=handle_file(noisy_image[0] / "noisy.png"), noise="poisson", api_name="/denoise"
+        )
+
+
+def test_parallel_requests_and_a_corrupt_upload(server, noisy_image):
+    from gradio_client import handle_file
+
+    folder, x = noisy_image
+    client = _client(server)
+
+    def call(name):
+        try:
+            return client.predict(image=handle_file(folder / name), level=25, api_name="/denoise")
+        except Exception as err:  # the client raises AppError with the page's message
+            return err
+
+    names = ["noisy.png"] * 4 + ["corrupt.png"] + ["noisy.png"] * 4
+    with ThreadPoolExecutor(len(names)) as pool:
+        results = list(pool.map(call, names))
+    bad = results.pop(4)
+    assert "not a readable image" in str(bad)
+    assert len(results) == 8
+    for result in results:
+        assert not isinstance(result, Exception), result
+        assert psnr(read_image(result[0]).pixels, x) > 25
+
+
+@pytest.mark.slow
+def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-dev-shm-usage",
+    ]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        page.locator("input[type=file]").first.set_input_files(str(noisy_image[0] / "noisy.png"))
+        page.wait_for_timeout(1000)
+        page.locator("#denoise-button").click()
+        page.locator("#result-info").get_by_text("time:").wait_for(timeout=60_000)
+        page.locator("#result-slider img").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
+        browser.close()

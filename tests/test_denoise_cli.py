@@ -1,0 +1,132 @@
+"""The ``denoise`` command and the Python API: formats kept, bad inputs reported."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from noise2score.cli import main
+from noise2score.denoiser import Denoiser
+from noise2score.image_io import read_image, write_image
+from noise2score.networks import build_network
+from noise2score.weights import WeightsInfo, export_weights
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """A real (untrained) safetensors file; the tests check plumbing, not quality."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    state = {k: v.contiguous() for k, v in build_network("n2n_unet", 1).state_dict().items()}
+    save_file(state, str(path), metadata=WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "tiny").metadata())
+    return path
+
+
+def _denoise(weights, *args):
+    return main(["denoise", "--weights", str(weights), "--level", "25", *map(str, args)])
+
+
+def test_api_keeps_layout_and_dtype(weights_file):
+    from noise2score import load_denoiser
+
+    denoiser = load_denoiser(str(weights_file))
+    for image in [
+        RNG.integers(0, 256, (40, 50), dtype=np.uint8),
+        RNG.integers(0, 65536, (40, 50, 1), dtype=np.uint16),
+        RNG.random((40, 50)).astype(np.float32),
+    ]:
+        out = denoiser.denoise(image, level=25)
+        assert out.shape == image.shape and out.dtype == image.dtype
+    t = torch.rand(40, 50)
+    assert denoiser.denoise(t, level=25).shape == t.shape
+    with pytest.raises(ValueError, match="channel"):
+        denoiser.denoise(RNG.random((40, 50, 3)), level=25)
+
+
+def test_16_bit_in_16_bit_out_and_inputs_untouched(weights_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", RNG.random((40, 40, 1)), dtype=np.uint16)
+    write_image(src / "b.tif", RNG.random((40, 40, 1)).astype(np.float32), dtype=np.float32)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    assert _denoise(weights_file, src, "--output", tmp_path / "out") == 0
+    assert read_image(tmp_path / "out" / "a.png").source_dtype == np.uint16
+    assert read_image(tmp_path / "out" / "b.tif").source_dtype == np.float32
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_refuses_to_write_over_an_input(weights_file, tmp_path, capsys):
+    write_image(tmp_path / "a.png", RNG.random((40, 40, 1)))
+    before = (tmp_path / "a.png").read_bytes()
+    assert _denoise(weights_file, tmp_path / "a.png", "--output", tmp_path) != 0
+    assert (tmp_path / "a.png").read_bytes() == before
+    assert "overwrite an input" in capsys.readouterr().err
+
+
+def _bad_files(folder):
+    good = (RNG.random((64, 64)) * 255).astype(np.uint8)
+    Image.fromarray(good).save(folder / "truncated.png")
+    (folder / "truncated.png").write_bytes((folder / "truncated.png").read_bytes()[:200])
+    (folder / "text.png").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    Image.new("L", (1, 1)).save(folder / "tiny.png")
+    tifffile.imwrite(folder / "four.tif", RNG.random((32, 32, 4)).astype(np.float32))
+    nan = RNG.random((32, 32)).astype(np.float32)
+    nan[3, 3] = np.nan
+    tifffile.imwrite(folder / "nan.tif", nan)
+    Image.fromarray(good).save(folder / "good.png")
+
+
+def test_bad_files_are_reported_skipped_and_leave_no_output(weights_file, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _bad_files(src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    status = _denoise(weights_file, src, "--output", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert status != 0
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+    skipped = [line for line in err.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 6
+    for word in ["truncated.png", "text.png", "empty", "too small", "4 channels", "NaN"]:
+        assert any(word in line for line in skipped), word
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_wrong_family_and_level_are_errors(weights_file, tmp_path, capsys):
+    write_image(tmp_path / "a.png", RNG.random((40, 40, 1)))
+    args = ["denoise", "--weights", str(weights_file), str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]
+    assert main([*args, "--noise", "poisson"]) == 2
+    assert main([*args, "--level", "-3"]) == 2
+    assert main(["denoise", "--weights", "no-such-weights", str(tmp_path / "a.png"), "-o", "x"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_export_writes_self_describing_safetensors(tmp_path, noisy_folders):
+    from noise2score.training import main as train
+
+    cli = train(
+        [
+            "fit",
+            "--config",
+            "configs/smoke.yaml",
+            "--data.train_dir",
+            str(noisy_folders["noisy"]),
+            "--trainer.max_steps",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    out = export_weights(ckpt, tmp_path / "m.safetensors")
+    denoiser = Denoiser(*__import__("noise2score.weights", fromlist=["x"]).load_weights(out))
+    assert denoiser.family == "gaussian" and denoiser.info.level == 25 and denoiser.channels == 1
+    expected = cli.model.ema.module.state_dict()
+    for key, value in denoiser.network.state_dict().items():
+        assert torch.equal(value, expected[key])

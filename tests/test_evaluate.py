@@ -1,0 +1,118 @@
+"""Metrics against scikit-image, reproducible noisy inputs, dataset registry."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from noise2score import datasets
+from noise2score.baselines import anscombe, inverse_anscombe, run_baseline
+from noise2score.evaluate import EvalSpec, evaluate, noisy_input
+from noise2score.metrics import psnr, ssim
+from noise2score.noise import make_noise
+from tests.conftest import SHARED_DATASETS, require_shared
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_metrics_match_scikit_image(channels):
+    x = RNG.random((64, 80, channels))
+    x_hat = np.clip(x + 0.1 * RNG.standard_normal(x.shape), 0, 1)
+    assert abs(psnr(x_hat, x) - peak_signal_noise_ratio(x, x_hat, data_range=1.0)) < 1e-4
+    reference = structural_similarity(
+        x,
+        x_hat,
+        data_range=1.0,
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
+    assert abs(ssim(x_hat, x) - reference) < 1e-4
+    assert abs(psnr(torch.from_numpy(x_hat), torch.from_numpy(x)) - psnr(x_hat, x)) < 1e-4
+
+
+def test_psnr_clamps_the_estimate():
+    x = np.full((8, 8, 1), 1.0)
+    assert psnr(np.full((8, 8, 1), 1.5), x) == float("inf")
+
+
+def test_anscombe_inverse_is_unbiased_for_moderate_counts():
+    rng = np.random.default_rng(1)
+    for mean in (2.0, 10.0, 50.0):
+        z = rng.poisson(mean, 400_000).astype(np.float64)
+        assert abs(inverse_anscombe(np.array([anscombe(z).mean()]))[0] / mean - 1) < 0.01
+
+
+def test_baselines_see_the_noisy_input_and_improve_it():
+    x = np.tile(np.linspace(0, 1, 64), (64, 1))[:, :, None]
+    noise = make_noise("gaussian", 25)
+    y = noise.sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0)).numpy()
+    for method in ("wavelet", "nl_means"):
+        assert psnr(run_baseline(method, y, noise), x) > psnr(y, x) + 3, method
+    for family, level in (("poisson", 0.05), ("gamma", 50)):
+        noisy_model = make_noise(family, level)
+        y = noisy_model.sample(torch.from_numpy(x + 0.05), generator=torch.Generator().manual_seed(0)).numpy()
+        assert psnr(run_baseline("nl_means", y, noisy_model), x + 0.05) > psnr(y, x + 0.05) + 2, family
+
+
+def test_same_seed_same_inputs_and_numbers_any_method_any_order():
+    require_shared("set12")
+    noise = make_noise("gaussian", 25)
+    spec = EvalSpec("set12", noise, seed=0, limit=3, data_dir=str(SHARED_DATASETS))
+    files = datasets.dataset_files("set12", SHARED_DATASETS)[:3]
+    first = [noisy_input(spec, f)[1] for f in files]
+    again = [noisy_input(spec, f)[1] for f in reversed(files)][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    other_seed = noisy_input(EvalSpec("set12", noise, seed=1, data_dir=str(SHARED_DATASETS)), files[0])[1]
+    assert not torch.equal(first[0], other_seed)
+    runs = [evaluate(spec, method="noisy") for _ in range(2)]
+    assert runs[0]["images"] == runs[1]["images"]
+    # The "noisy" method returns its input: its PSNR is the PSNR of the shared noisy draw.
+    for row, y, f in zip(runs[0]["images"], first, files, strict=True):
+        x = noisy_input(spec, f)[0]
+        assert row["psnr"] == pytest.approx(psnr(y[0].permute(1, 2, 0).numpy(), x), abs=1e-9)
+    wavelet = evaluate(spec, method="wavelet")
+    assert wavelet["mean_psnr"] > runs[0]["mean_psnr"]
+    assert {"mean_psnr", "mean_ssim", "images", "seed", "versions"} <= wavelet.keys()
+
+
+def test_fetch_from_a_local_folder_verifies_checksums(tmp_path):
+    source = require_shared("set12")
+    folder = datasets.fetch("set12", source=source, target=tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f.name for f in datasets.get_dataset("set12").files
+    )
+    assert ("set12", "test", 12, "ok") in datasets.status(tmp_path)
+
+
+def test_fetch_mismatch_names_the_file_and_leaves_nothing(tmp_path):
+    source = require_shared("set12")
+    bad = tmp_path / "bad"
+    shutil.copytree(source, bad)
+    (bad / "05.png").write_bytes((bad / "05.png").read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(datasets.DataError, match="05.png"):
+        datasets.fetch("set12", source=bad, target=tmp_path / "data")
+    assert not (tmp_path / "data" / "set12").exists()
+    assert list((tmp_path / "data").iterdir()) == []
+    (bad / "05.png").unlink()
+    with pytest.raises(datasets.DataError, match="05.png"):
+        datasets.fetch("set12", source=bad, target=tmp_path / "data")
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(datasets.DataError, match="data fetch bsd68"):
+        datasets.dataset_files("bsd68", tmp_path)
+    with pytest.raises(datasets.DataError, match="unknown dataset"):
+        datasets.get_dataset("imagenet")
+
+
+def test_registry_matches_the_shared_manifest():
+    manifest = require_shared("") / "MANIFEST.tsv"
+    rows = [line.split("\t") for line in manifest.read_text().splitlines()[1:] if line]
+    registry = {(d.name, f.name): f.sha256 for d in datasets.registry().values() for f in d.files}
+    assert registry == {(r[0], r[1]): r[3] for r in rows}

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from noise2score.image_io import ImageError, read_image, to_float, write_image
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "dtype", "channels"),
+    [
+        (".png", np.uint8, 1),
+        (".png", np.uint8, 3),
+        (".png", np.uint16, 1),
+        (".png", np.uint16, 3),
+        (".tif", np.uint16, 3),
+        (".tif", np.float32, 1),
+        (".tif", np.float32, 3),
+        (".tif", np.uint8, 1),
+    ],
+)
+def test_round_trip_keeps_values(tmp_path, suffix, dtype, channels):
+    pixels = RNG.random((20, 30, channels)).astype(np.float32)
+    path = write_image(tmp_path / f"a{suffix}", pixels, dtype=dtype)
+    loaded = read_image(path)
+    assert loaded.source_dtype == dtype and loaded.pixels.shape == (20, 30, channels)
+    step = 0 if dtype == np.float32 else 0.5 / np.iinfo(dtype).max + 1e-7
+    assert np.abs(loaded.pixels - pixels).max() <= step
+
+
+def test_float_tiff_is_unclipped(tmp_path):
+    pixels = np.array([[-0.2, 1.3]] * 8 * 4, np.float32).reshape(8, 8, 1)
+    tifffile.imwrite(tmp_path / "n.tif", pixels[:, :, 0])
+    assert read_image(tmp_path / "n.tif").pixels.min() == np.float32(-0.2)
+
+
+def test_jpeg_and_palette(tmp_path):
+    rgb = (RNG.random((16, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.jpg")
+    assert read_image(tmp_path / "a.jpg").channels == 3
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    assert read_image(tmp_path / "p.png").channels == 3
+
+
+def test_opaque_alpha_dropped_transparent_refused(tmp_path):
+    rgba = (RNG.random((16, 16, 4)) * 255).astype(np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    with pytest.warns(UserWarning, match="alpha"):
+        assert read_image(tmp_path / "opaque.png").channels == 3
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    with pytest.raises(ImageError, match="non-opaque"):
+        read_image(tmp_path / "clear.png")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello"), "not a readable image"),
+        (lambda p: Image.new("L", (1, 1)).save(p), "too small"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, make, message):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageError, match=message) as info:
+        read_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_png(tmp_path):
+    path = tmp_path / "t.png"
+    Image.fromarray((RNG.random((64, 64)) * 255).astype(np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ImageError, match="not a readable image"):
+        read_image(path)
+
+
+def test_array_checks():
+    with pytest.raises(ImageError, match="NaN"):
+        to_float(np.full((16, 16), np.nan, np.float32))
+    with pytest.raises(ImageError, match="5 channels"):
+        to_float(np.zeros((16, 16, 5), np.uint8))
+    with pytest.raises(ImageError, match="exceeds"):
+        to_float(np.zeros((100, 100), np.uint8), max_pixels=9999)
+    assert to_float(np.full((8, 8), 65535, np.uint16)).max() == 1.0
