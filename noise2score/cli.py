@@ -107,9 +107,12 @@ def _weights(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from noise2score.model_card import write_card
     from noise2score.weights import export_weights
 
-    print(export_weights(args.checkpoint, args.out, name=args.name))
+    out = export_weights(args.checkpoint, args.out, name=args.name)
+    card = write_card(args.checkpoint, out, name=args.name or out.stem, config=args.config)
+    print(f"wrote {out} and {card}")
     return 0
 
 
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("out")
     p.add_argument("--name", default="")
+    p.add_argument("--config", help="the config the run was trained with (recorded in the card)")
     p.set_defaults(run=_export)
     return parser
 

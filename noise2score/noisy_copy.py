@@ -6,25 +6,17 @@ One fixed draw per image, seeded by (seed, file name), written as float32 TIFF
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from noise2score.datasets import sha256_file
 from noise2score.image_io import ImageError, list_images, read_image, write_image
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
 
 RECORD_NAME = "noisy.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_noisy(
@@ -58,6 +50,6 @@ def make_noisy(
         x = from_hwc(read_image(path).pixels)
         y = noise.sample(x, generator=seeded_generator(seed, path.name))
         write_image(out_dir / f"{path.stem}.tif", to_hwc(y).astype(np.float32), dtype=np.float32)
-        record["files"][path.name] = sha256_of(path)
+        record["files"][path.name] = sha256_file(path)
     (out_dir / RECORD_NAME).write_text(json.dumps(record, indent=1) + "\n")
     return out_dir / RECORD_NAME

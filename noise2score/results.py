@@ -12,8 +12,9 @@ from pathlib import Path
 
 from noise2score.denoiser import load_denoiser
 from noise2score.evaluate import EvalSpec, evaluate
+from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
-from noise2score.weights import bundled_names
+from noise2score.weights import BUNDLED_DIR, bundled_names
 
 # Paper Table 2 (Kim & Ye 2021), Noise2Score, known level. Kodak24 at sigma 50 is a
 # typo in the paper and left out.
@@ -42,6 +43,7 @@ def collect(
     rows = []
     for name in bundled_names():
         denoiser = load_denoiser(name)
+        card_rows = []
         noise = make_noise(denoiser.family, denoiser.info.level)
         for dataset in TEST_SETS[denoiser.channels]:
             spec = EvalSpec(dataset, noise, seed, data_dir=data_dir)
@@ -60,6 +62,18 @@ def collect(
                 log(f"  baseline {method}")
                 row["baselines"][method] = evaluate(spec, method=method)
             rows.append(row)
+            card_rows.append(
+                {
+                    "dataset": dataset,
+                    "noise": str(noise),
+                    "seed": seed,
+                    "psnr": round(ours["mean_psnr"], 3),
+                    "ssim": round(ours["mean_ssim"], 4),
+                    "paper": row["paper"],
+                    "command": row["command"],
+                }
+            )
+        add_evaluation(BUNDLED_DIR / f"{name}.safetensors", card_rows)
     return rows
 
 

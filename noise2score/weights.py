@@ -7,7 +7,6 @@ noise family and level), so a path is enough to rebuild the denoiser.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from noise2score.datasets import sha256_file
 from noise2score.networks import build_network
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
@@ -68,7 +68,7 @@ def load_weights(name_or_path: str | Path) -> tuple[torch.nn.Module, WeightsInfo
         state, info = _read_safetensors(path)
     else:
         raise ValueError(f"{path}: expected a .safetensors or .ckpt file")
-    info.sha256 = _sha256(path)
+    info.sha256 = sha256_file(path)
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         info.card = json.loads(card_path.read_text())
@@ -115,7 +115,3 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "") -
     tensors = {k: v.contiguous() for k, v in state.items()}
     save_file(tensors, str(out), metadata=info.metadata())
     return out
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -10,7 +10,7 @@ from noise2score.cli import main
 from noise2score.denoiser import Denoiser
 from noise2score.image_io import read_image, write_image
 from noise2score.networks import build_network
-from noise2score.weights import WeightsInfo, export_weights
+from noise2score.weights import WeightsInfo
 
 RNG = np.random.default_rng(0)
 
@@ -107,8 +107,11 @@ def test_wrong_family_and_level_are_errors(weights_file, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_export_writes_self_describing_safetensors(tmp_path, noisy_folders):
+def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_folders):
+    import json
+
     from noise2score.training import main as train
+    from noise2score.weights import load_weights
 
     cli = train(
         [
@@ -124,9 +127,14 @@ def test_export_writes_self_describing_safetensors(tmp_path, noisy_folders):
         ]
     )
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    out = export_weights(ckpt, tmp_path / "m.safetensors")
-    denoiser = Denoiser(*__import__("noise2score.weights", fromlist=["x"]).load_weights(out))
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(ckpt), str(out), "--config", "configs/smoke.yaml"]) == 0
+    assert main(["export", str(ckpt), str(out)]) == 2  # never replaces existing weights
+    denoiser = Denoiser(*load_weights(out))
     assert denoiser.family == "gaussian" and denoiser.info.level == 25 and denoiser.channels == 1
     expected = cli.model.ema.module.state_dict()
     for key, value in denoiser.network.state_dict().items():
         assert torch.equal(value, expected[key])
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["steps"] == 2 and "noisy-only" in card["trained_on"]
+    assert card["command"] == "python train.py fit --config configs/smoke.yaml"

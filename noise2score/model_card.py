@@ -1,0 +1,91 @@
+"""Model cards for exported weights: what the weights are and how they were made.
+
+``write_card`` records what a training run left on disk (its resolved config, the
+noisy-folder record, steps, wall time, hardware); ``noise2score results`` adds the
+measured evaluation to the card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+import yaml
+
+
+def _training_facts(checkpoint: Path) -> dict:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    run_dir = checkpoint.parent.parent
+    configs = sorted(run_dir.glob("csv/version_*/config.yaml"))
+    facts: dict = {
+        "steps": state["global_step"],
+        "checkpoint": str(checkpoint),
+        "model": state["hyper_parameters"],
+        "data": state.get("datamodule_hyper_parameters", {}),
+    }
+    facts["model"].pop("_instantiator", None)
+    facts["data"].pop("_instantiator", None)
+    if configs:
+        # Wall time: from the first run's start (its config is written then) to this checkpoint.
+        facts["wall_time_s"] = round(checkpoint.stat().st_mtime - configs[0].stat().st_mtime)
+        config = yaml.safe_load(configs[-1].read_text())
+        facts["precision"] = config.get("trainer", {}).get("precision")
+    record = Path(facts["data"].get("train_dir", "")) / "noisy.json"
+    if record.is_file():
+        noisy = json.loads(record.read_text())
+        facts["noisy_training_data"] = {k: noisy[k] for k in ("noise", "level", "seed", "source")}
+        facts["noisy_training_data"]["images"] = len(noisy["files"])
+    return facts
+
+
+def write_card(checkpoint: str | Path, weights: str | Path, *, name: str, config: str | None = None) -> Path:
+    """Write ``<weights>.json`` next to the exported weights."""
+    checkpoint, weights = Path(checkpoint), Path(weights)
+    facts = _training_facts(checkpoint)
+    hp = facts["model"]
+    card = {
+        "name": name,
+        "family": hp["noise"],
+        "level": hp["level"],
+        "channels": hp["channels"],
+        "network": hp["network"],
+        "trained_on": _describe_data(facts),
+        "training": facts,
+        "command": f"python train.py fit --config {config}" if config else None,
+        "hardware": {
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "evaluation": [],
+        "headline": "",
+    }
+    path = weights.with_suffix(".json")
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def _describe_data(facts: dict) -> str:
+    noisy = facts.get("noisy_training_data")
+    if not noisy:
+        return "unknown"
+    return (
+        f"{noisy['images']} noisy-only images: {noisy['source']} with one {noisy['noise']} "
+        f"draw (level {noisy['level']:g}, seed {noisy['seed']}) per image, made by "
+        f"`noise2score make-noisy`; no clean image was used in training"
+    )
+
+
+def add_evaluation(weights: str | Path, rows: list[dict]) -> None:
+    """Record evaluation rows (dataset, PSNR, SSIM, command) in the weights' card."""
+    path = Path(weights).with_suffix(".json")
+    if not path.is_file():
+        return
+    card = json.loads(path.read_text())
+    card["evaluation"] = rows
+    card["headline"] = ", ".join(f"{r['dataset']} {r['psnr']:.2f} dB" for r in rows)
+    path.write_text(json.dumps(card, indent=1) + "\n")
