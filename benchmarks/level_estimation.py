@@ -41,8 +41,13 @@ def main() -> None:
                 continue
             hidden = evaluate(spec, denoiser=denoiser, estimate_level=True, level_method=method)
             loss = [k["psnr"] - h["psnr"] for k, h in zip(known["images"], hidden["images"], strict=True)]
-            row = {"level": level, "method": method, "mae": hidden["mean_abs_level_error"],
-                   "psnr_known": known["mean_psnr"], "psnr_lost": float(np.mean(loss))}
+            row = {
+                "level": level,
+                "method": method,
+                "mae": hidden["mean_abs_level_error"],
+                "psnr_known": known["mean_psnr"],
+                "psnr_lost": float(np.mean(loss)),
+            }
             report.append(row)
             print(row, flush=True)
     if args.out:

@@ -43,16 +43,17 @@ def _nl_means(z: np.ndarray, sigma: float) -> np.ndarray:
 
 def _nl_means_calibrated(z: np.ndarray, sigma: float) -> np.ndarray:
     """NL-means with h chosen by J-invariant self-supervised calibration (sigma unused)."""
-    spread = float(np.std(z - np.median(z))) or 1.0
+    image = z[:, :, 0] if z.shape[2] == 1 else z
+    spread = float(np.std(image - np.median(image))) or 1.0
     grid = {
-        "h": list(np.linspace(0.1, 2.0, 12) * spread * 0.5),
+        "h": list(np.linspace(0.05, 1.0, 12) * spread),
         "patch_size": [5],
         "patch_distance": [6],
         "fast_mode": [True],
-        "channel_axis": [-1],
+        "channel_axis": [None if image.ndim == 2 else -1],
     }
-    best = calibrate_denoiser(z, denoise_nl_means, denoise_parameters=grid)
-    return best(z).reshape(z.shape)
+    best = calibrate_denoiser(image, denoise_nl_means, denoise_parameters=grid)
+    return best(image).reshape(z.shape)
 
 
 def _wavelet(z: np.ndarray, sigma: float) -> np.ndarray:

@@ -110,8 +110,9 @@ def _export(args: argparse.Namespace) -> int:
     from noise2score.model_card import write_card
     from noise2score.weights import export_weights
 
-    out = export_weights(args.checkpoint, args.out, name=args.name)
-    card = write_card(args.checkpoint, out, name=args.name or out.stem, config=args.config)
+    out = export_weights(args.checkpoint, args.out, name=args.name, source=args.source)
+    name = args.name or out.stem
+    card = write_card(args.checkpoint, out, name=name, config=args.config, source=args.source)
     print(f"wrote {out} and {card}")
     return 0
 
@@ -191,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--name", default="")
     p.add_argument("--config", help="the config the run was trained with (recorded in the card)")
+    p.add_argument(
+        "--source",
+        default="ema",
+        choices=["ema", "network"],
+        help="export the weight average (default) or the last trained weights",
+    )
     p.set_defaults(run=_export)
     return parser
 

@@ -41,7 +41,9 @@ def _training_facts(checkpoint: Path) -> dict:
     return facts
 
 
-def write_card(checkpoint: str | Path, weights: str | Path, *, name: str, config: str | None = None) -> Path:
+def write_card(
+    checkpoint: str | Path, weights: str | Path, *, name: str, config: str | None = None, source: str = "ema"
+) -> Path:
     """Write ``<weights>.json`` next to the exported weights."""
     checkpoint, weights = Path(checkpoint), Path(weights)
     facts = _training_facts(checkpoint)
@@ -55,6 +57,7 @@ def write_card(checkpoint: str | Path, weights: str | Path, *, name: str, config
         "trained_on": _describe_data(facts),
         "training": facts,
         "command": f"python train.py fit --config {config}" if config else None,
+        "export": f"noise2score export <run>/checkpoints/last.ckpt {name}.safetensors --source {source}",
         "hardware": {
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),

@@ -13,11 +13,12 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from noise2score.denoiser import Denoiser
 from noise2score.metrics import psnr
 from noise2score.networks import build_network
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
-from noise2score.tiling import estimate_score
+from noise2score.weights import WeightsInfo
 
 VAL_SEED = 1234  # fixed draw for val/loss, so it is comparable across epochs
 
@@ -100,10 +101,15 @@ class Noise2Score(L.LightningModule):
     def on_fit_start(self) -> None:
         self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only
 
+    def denoiser(self) -> Denoiser:
+        """The scoring network as a :class:`Denoiser`, the path inference uses."""
+        hp = self.hparams
+        info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level)
+        return Denoiser(self.scorer, info, tile=hp.val_tile)
+
     def denoise(self, y: Tensor) -> Tensor:
-        """The inference path: score at sigma_a = 0, then Tweedie."""
-        score = estimate_score(self.scorer, y, tile=self.hparams.val_tile)
-        return self.noise.tweedie(y, score)
+        """Score at sigma_a = 0, then Tweedie, exactly as ``noise2score denoise`` does."""
+        return self.denoiser().denoise_tensor(y, self.noise.level).x_hat
 
     # -- steps -------------------------------------------------------------------
     def training_step(self, y: Tensor, batch_idx: int) -> Tensor:

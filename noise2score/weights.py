@@ -93,21 +93,26 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
     return load_file(str(path)), info
 
 
-def _read_checkpoint(path: Path) -> tuple[dict, WeightsInfo]:
+def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo]:
+    """Network weights of a Lightning checkpoint: the EMA copy (what validation scored)
+    when there is one and ``source`` is "ema", else the trained network itself."""
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hp = checkpoint["hyper_parameters"]
     state = checkpoint["state_dict"]
-    # Prefer the EMA copy, which is what validation scored.
-    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "network."
+    has_ema = any(k.startswith("ema.module.") for k in state)
+    prefix = "ema.module." if has_ema and source == "ema" else "network."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     info = WeightsInfo(hp["network"], int(hp["channels"]), hp["noise"], float(hp["level"]), name=path.stem)
     return weights, info
 
 
-def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "") -> Path:
-    """Write a checkpoint's (EMA) network as self-describing .safetensors."""
-    state, info = _read_checkpoint(Path(checkpoint))
+def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "", source: str = "ema") -> Path:
+    """Write a checkpoint's network (``source``: "ema" or "network") as self-describing
+    .safetensors."""
+    if source not in ("ema", "network"):
+        raise ValueError(f"source must be 'ema' or 'network', got {source!r}")
+    state, info = _read_checkpoint(Path(checkpoint), source)
     info.name = name or Path(out).stem
     out = Path(out)
     if out.exists():

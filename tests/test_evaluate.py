@@ -51,7 +51,7 @@ def test_baselines_see_the_noisy_input_and_improve_it():
     x = np.tile(np.linspace(0, 1, 64), (64, 1))[:, :, None]
     noise = make_noise("gaussian", 25)
     y = noise.sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0)).numpy()
-    for method in ("wavelet", "nl_means"):
+    for method in ("wavelet", "nl_means", "nl_means_calibrated"):
         assert psnr(run_baseline(method, y, noise), x) > psnr(y, x) + 3, method
     for family, level in (("poisson", 0.05), ("gamma", 50)):
         noisy_model = make_noise(family, level)

@@ -149,3 +149,13 @@ def test_every_config_parses(config, capsys):
     assert info.value.code in (None, 0)
     printed = capsys.readouterr().out
     assert "model:" in printed and "channels:" in printed
+
+
+def test_predict_step_is_the_denoiser_path():
+    from noise2score.denoiser import Denoiser
+    from noise2score.weights import WeightsInfo
+
+    module = Noise2Score(channels=1, ema_decay=None)
+    y = torch.rand(1, 1, 40, 56)
+    expected = Denoiser(module.network, WeightsInfo("n2n_unet", 1, "gaussian", 25.0)).denoise_tensor(y, 25)
+    assert torch.equal(module.predict_step({"y": y}, 0), expected.x_hat)
