@@ -121,7 +121,8 @@ def _results(args: argparse.Namespace) -> int:
     from noise2score.results import BASELINES, write_results
 
     baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
-    print(write_results(args.out, args.data_dir, seed=args.seed, baselines=baselines))
+    color = tuple(args.color_baselines.split(",")) if args.color_baselines else None
+    print(write_results(args.out, args.data_dir, seed=args.seed, baselines=baselines, color_baselines=color))
     return 0
 
 
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baselines", help="comma-separated subset of baselines")
+    p.add_argument("--color-baselines", help="subset for colour sets (default: as --baselines)")
     p.set_defaults(run=_results)
 
     p = commands.add_parser("export", help="Lightning checkpoint -> self-describing .safetensors")
