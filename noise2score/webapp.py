@@ -40,15 +40,22 @@ class DemoModels:
         return self.denoisers[name]
 
     def card(self, name: str | None) -> str:
+        """A short model card: what the weights are, what they saw, how they score."""
         d = self.get(name)
         card = d.info.card
-        lines = [
-            f"**{d.info.name}**: {d.family} noise, level {d.info.level:g}, "
-            f"{'colour' if d.channels == 3 else 'gray'} images."
-        ]
-        for key in ("trained_on", "headline", "training"):
-            if card.get(key):
-                lines.append(f"- {key.replace('_', ' ')}: {card[key]}")
+        kind = "colour" if d.channels == 3 else "gray"
+        lines = [f"**{d.info.name}**: {d.family} noise, level {d.info.level:g}, {kind} images."]
+        if card.get("trained_on"):
+            lines.append(f"- trained on {card['trained_on']}")
+        training = card.get("training", {})
+        if training.get("steps"):
+            hours = training.get("wall_time_s", 0) / 3600
+            cores = card.get("hardware", {}).get("cpu_count")
+            lines.append(f"- {training['steps']} steps, {hours:.1f} h on {cores} CPU cores")
+        for row in card.get("evaluation", []):
+            paper = f" (paper {row['paper']})" if row.get("paper") else ""
+            score = f"PSNR {row['psnr']:.2f} dB{paper}, SSIM {row['ssim']:.3f}"
+            lines.append(f"- {row['dataset']}, {row['noise']}: {score}")
         return "\n".join(lines)
 
 

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+from noise2score.cli import main
+from noise2score.image_io import read_image
+
+
+def test_make_noisy_is_deterministic_records_itself_and_never_overwrites(noisy_folders, tmp_path, capsys):
+    clean, first = noisy_folders["clean"], noisy_folders["noisy"]
+    again = tmp_path / "again"
+    assert main(["make-noisy", str(clean), str(again), "--noise", "gaussian", "--level", "25"]) == 0
+    for path in sorted(first.glob("*.tif")):
+        assert path.read_bytes() == (again / path.name).read_bytes()
+        assert read_image(path).source_dtype == "float32"
+    record = json.loads((again / "noisy.json").read_text())
+    assert record["noise"] == "gaussian" and record["level"] == 25 and record["seed"] == 0
+    assert sorted(record["files"]) == sorted(p.name for p in clean.iterdir())
+    before = (again / "img0.tif").read_bytes()
+    assert (
+        main(["make-noisy", str(clean), str(again), "--noise", "gaussian", "--level", "25", "--seed", "1"])
+        == 2
+    )
+    assert "--overwrite" in capsys.readouterr().err
+    assert (again / "img0.tif").read_bytes() == before
+
+
+@pytest.mark.parametrize(("family", "level"), [("poisson", 0.05), ("gamma", 50)])
+def test_other_families_write_float_tiffs(noisy_folders, tmp_path, family, level):
+    out = tmp_path / family
+    assert (
+        main(["make-noisy", str(noisy_folders["clean"]), str(out), "--noise", family, "--level", str(level)])
+        == 0
+    )
+    pixels = read_image(out / "img0.tif").pixels
+    assert pixels.min() >= 0 and pixels.max() > 0
