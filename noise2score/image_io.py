@@ -52,9 +52,11 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         raise ImageError(f"{path}: empty file")
     try:
         is_tiff = path.suffix.lower() in (".tif", ".tiff")
-        array = tifffile.imread(path) if is_tiff else _read_with_pillow(path)
+        array = _read_tiff(path, max_pixels) if is_tiff else _read_with_pillow(path, max_pixels)
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: image is too large to decode safely") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError, png.Error) as err:
@@ -62,8 +64,25 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     return LoadedImage(to_float(array, name=str(path), max_pixels=max_pixels), array.dtype, path)
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse huge images before decoding them."""
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
+
+
+def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        _check_size(path, page.imagewidth, page.imagelength, max_pixels)
+        array = page.asarray()
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
+    return array
+
+
+def _read_with_pillow(path: Path, max_pixels: int) -> np.ndarray:
     with Image.open(path) as image:
+        _check_size(path, *image.size, max_pixels)
         if image.format == "PNG" and image.mode == "RGB" and _png_bitdepth(path) == 16:
             return _read_png16(path)  # Pillow reduces 16-bit RGB PNG to 8 bits
         image.load()

@@ -137,6 +137,12 @@ def run(
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
 
 
+def _user_message(err: Exception, image) -> str:
+    """The error without the server's temporary folder in it."""
+    text = str(err)
+    return text.replace(f"{Path(str(image)).parent}/", "") if image else text
+
+
 def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
     samples_dir = Path(tempfile.gettempdir()) / "noise2score-samples"
     samples_dir.mkdir(exist_ok=True)
@@ -149,7 +155,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         try:
             shown, _, info, _ = run(models, max_pixels, image, model or None, noise or None, level)
         except (ImageError, ValueError) as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(_user_message(err, image)) from None
         return shown, info
 
     def denoise_ui(image, model, level, estimate, add_noise, noise_level, seed, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
@@ -168,7 +174,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 seed,
             )
         except (ImageError, ValueError) as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(_user_message(err, image)) from None
         progress(1.0, desc=f"done in {time.perf_counter() - start:.1f} s")
         return pair, info, downloads
 

@@ -88,3 +88,17 @@ def test_array_checks():
     with pytest.raises(ImageError, match="exceeds"):
         to_float(np.zeros((100, 100), np.uint8), max_pixels=9999)
     assert to_float(np.full((8, 8), 65535, np.uint16)).max() == 1.0
+
+
+def test_huge_images_are_refused_before_decoding(tmp_path):
+    Image.new("L", (300, 200)).save(tmp_path / "big.png")
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((200, 300), np.float32))
+    for name in ("big.png", "big.tif"):
+        with pytest.raises(ImageError, match="exceeds"):
+            read_image(tmp_path / name, max_pixels=50_000)
+
+
+def test_planar_tiff_is_read_as_rgb(tmp_path):
+    planar = RNG.random((3, 20, 30)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    assert read_image(tmp_path / "planar.tif").pixels.shape == (20, 30, 3)
