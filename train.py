@@ -8,7 +8,9 @@ Subcommands: fit, validate, test, predict (LightningCLI). Make the noisy folder 
         --noise gaussian --level 25 --seed 0
 """
 
-from noise2score.training import main
+import sys
+
+from noise2score.training import run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

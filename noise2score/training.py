@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from noise2score.data import NoisyFolderDataModule
+from noise2score.image_io import ImageError
 from noise2score.module import Noise2Score
 
 CHECKPOINT_EVERY = 200  # steps
@@ -59,6 +61,16 @@ def default_callbacks() -> list:
         ModelCheckpoint(filename="best-{step}", monitor="val/psnr", mode="max", save_top_k=1),
         LearningRateMonitor(logging_interval="step"),
     ]
+
+
+def run() -> int:
+    """``train.py``: the CLI, with one-line errors for bad data instead of a traceback."""
+    try:
+        main()
+    except (ImageError, FileNotFoundError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(args: list[str] | None = None) -> Noise2ScoreCLI:

@@ -159,3 +159,21 @@ def test_predict_step_is_the_denoiser_path():
     y = torch.rand(1, 1, 40, 56)
     expected = Denoiser(module.network, WeightsInfo("n2n_unet", 1, "gaussian", 25.0)).denoise_tensor(y, 25)
     assert torch.equal(module.predict_step({"y": y}, 0), expected.x_hat)
+
+
+def test_missing_training_folder_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from noise2score.training import run
+
+    args = [
+        "train.py",
+        "fit",
+        "--config",
+        str(ROOT / "configs/smoke.yaml"),
+        "--data.train_dir",
+        str(tmp_path / "missing"),
+        "--trainer.default_root_dir",
+        str(tmp_path / "r"),
+    ]
+    monkeypatch.setattr(sys, "argv", args)
+    assert run() == 2
+    assert "missing: not a folder" in capsys.readouterr().err
