@@ -15,7 +15,7 @@ from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.noise import make_noise, seeded_generator
 
-ESTIMATE = "estimate"
+AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 
 
@@ -32,8 +32,17 @@ class DemoModels:
     def names(self) -> list[str]:
         return list(self.denoisers)
 
+    def for_image(self, channels: int, family: str | None = None) -> Denoiser:
+        """The first served model for this channel count (and family, when given)."""
+        candidates = [d for d in self.denoisers.values() if family in (None, d.family)]
+        if not candidates:
+            raise ImageError(
+                f"no served model is for {family} noise; this demo serves {', '.join(self.names)}"
+            )
+        return next((d for d in candidates if d.channels == channels), candidates[0])
+
     def get(self, name: str | None) -> Denoiser:
-        if not name:
+        if not name or name == AUTO:
             return next(iter(self.denoisers.values()))
         if name not in self.denoisers:
             raise ImageError(f"unknown model {name!r}; this demo serves {', '.join(self.names)}")
@@ -41,6 +50,9 @@ class DemoModels:
 
     def card(self, name: str | None) -> str:
         """A short model card: what the weights are, what they saw, how they score."""
+        if not name or name == AUTO:
+            cards = [self.card(n) for n in self.names]
+            return "\n\n".join(["Picks the model that fits the image (gray or colour).", *cards])
         d = self.get(name)
         card = d.info.card
         kind = "colour" if d.channels == 3 else "gray"
@@ -102,10 +114,13 @@ def run(
     """Denoise one upload; returns (result path, slider pair, info markdown, downloads)."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
-    denoiser = models.get(model)
+    loaded = read_image(image, max_pixels=max_pixels)
+    if model and model != AUTO:
+        denoiser = models.get(model)
+    else:
+        denoiser = models.for_image(loaded.channels, noise or None)
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
-    loaded = read_image(image, max_pixels=max_pixels)
     pixels = _match_channels(loaded.pixels, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)
@@ -192,7 +207,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     file_types=[".png", ".jpg", ".jpeg", ".tif", ".tiff"],
                 )
                 gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Sample images")
-                model = gr.Dropdown(models.names, value=models.names[0], label="Model")
+                model = gr.Dropdown([AUTO, *models.names], value=AUTO, label="Model")
                 card = gr.Markdown(models.card(None))
                 estimate = gr.Checkbox(True, label="Estimate the noise level")
                 level = gr.Number(first.info.level, label="Noise level (paper units: sigma/255, zeta, k)")
