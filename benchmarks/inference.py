@@ -49,7 +49,7 @@ def ms_per_megapixel(weights: str, bf16: bool, side: int = 1024) -> float:
 
 def peak_memory_child(weights: str) -> None:
     """Run in a fresh process: tiled denoise of a 4000x3000 RGB image."""
-    denoiser = _load(weights, tile=512, bf16=True)
+    denoiser = _load(weights, bf16=True)
     image = np.random.default_rng(0).random((3000, 4000, denoiser.channels), dtype=np.float32)
     denoiser.denoise(image, level=25)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MiB on Linux

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from noise2score.datasets import DataError
+from noise2score.denoiser import DEFAULT_BATCH, DEFAULT_TILE
 from noise2score.image_io import ImageError
 from noise2score.noise import NOISE_MODELS, make_noise
 
@@ -127,8 +128,8 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _add_weights_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tile", type=int, default=512, help="tile side in pixels; 0 = whole image")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side in pixels; 0 = whole image")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (about 2x faster on CPU)")
 
 

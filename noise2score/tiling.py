@@ -62,8 +62,8 @@ def estimate_score(
     y: Tensor,
     *,
     tile: int | None = None,
-    overlap: int = 64,
-    batch_size: int = 4,
+    overlap: int = 192,
+    batch_size: int = 2,
     bf16: bool = False,
 ) -> Tensor:
     """Score R(y) of a (B, C, H, W) batch at sigma_a = 0, whole or tiled.

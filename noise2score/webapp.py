@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from noise2score.denoise_files import output_dtype
-from noise2score.denoiser import Denoiser, load_denoiser
+from noise2score.denoiser import DEFAULT_TILE, Denoiser, load_denoiser
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.noise import make_noise, seeded_generator
@@ -22,7 +22,7 @@ DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 class DemoModels:
     """Denoisers by name, loaded once at start-up."""
 
-    def __init__(self, names: list[str], *, tile: int = 512) -> None:
+    def __init__(self, names: list[str], *, tile: int = DEFAULT_TILE) -> None:
         self.denoisers: dict[str, Denoiser] = {}
         for name in names:
             denoiser = load_denoiser(name, tile=tile)

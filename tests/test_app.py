@@ -84,7 +84,7 @@ def test_denoise_endpoint_beats_the_noisy_input(server, noisy_image):
 def test_wrong_family_is_a_clear_error(server, noisy_image):
     from gradio_client import handle_file
 
-    with pytest.raises(Exception, match="not poisson"):
+    with pytest.raises(Exception, match="for poisson noise"):
         _client(server).predict(
             image=handle_file(noisy_image[0] / "noisy.png"), noise="poisson", api_name="/denoise"
         )
