@@ -7,6 +7,8 @@ python app.py --weights gaussian25-gray --weights path/to/model.safetensors --po
 import argparse
 import sys
 
+from noise2score.tiling import DEFAULT_TILE
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Noise2Score web demo")
@@ -16,7 +18,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=4_000_000, help="largest image accepted")
     parser.add_argument("--max-file-size", default="25mb", help="largest upload accepted")
     parser.add_argument("--concurrency", type=int, default=2, help="denoise jobs run at once")
-    parser.add_argument("--tile", type=int, default=768, help="tile side; bounds memory per job")
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; bounds memory per job")
     return parser.parse_args(argv)
 
 

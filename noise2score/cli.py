@@ -9,9 +9,9 @@ import warnings
 from pathlib import Path
 
 from noise2score.datasets import DataError
-from noise2score.denoiser import DEFAULT_BATCH, DEFAULT_TILE
 from noise2score.image_io import ImageError
 from noise2score.noise import NOISE_MODELS, make_noise
+from noise2score.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
 FAMILIES = sorted(NOISE_MODELS)
 

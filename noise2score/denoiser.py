@@ -17,14 +17,8 @@ from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import make_noise
-from noise2score.tiling import estimate_score
+from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
-
-DEFAULT_TILE = 768  # bounds memory: about 0.7 GB of activations per RGB tile in fp32
-# The trained U-Net looks far: with 192 px of overlap (96 discarded per side) tiled and
-# whole-image estimates agree to 1e-3; with 64 they differ by up to 2e-2.
-DEFAULT_OVERLAP = 192
-DEFAULT_BATCH = 2
 
 
 @dataclass

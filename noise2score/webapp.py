@@ -10,10 +10,11 @@ import gradio as gr
 import numpy as np
 
 from noise2score.denoise_files import output_dtype
-from noise2score.denoiser import DEFAULT_TILE, Denoiser, load_denoiser
+from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.noise import make_noise, seeded_generator
+from noise2score.tiling import DEFAULT_TILE
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
@@ -42,7 +43,7 @@ class DemoModels:
         return next((d for d in candidates if d.channels == channels), candidates[0])
 
     def get(self, name: str | None) -> Denoiser:
-        if not name or name == AUTO:
+        if not name:
             return next(iter(self.denoisers.values()))
         if name not in self.denoisers:
             raise ImageError(f"unknown model {name!r}; this demo serves {', '.join(self.names)}")
