@@ -1,11 +1,14 @@
 """Unknown noise level: error of each estimator and PSNR lost against the known level.
 
-    python benchmarks/level_estimation.py --weights gaussian25-gray --dataset bsd68 \
-        --levels 10 15 25 35 50 --out results/level_estimation.json
+    python benchmarks/level_estimation.py --weights gaussian-blind-gray --dataset bsd68 \
+        --levels 10 15 25 35 50 --out benchmarks/results/level_estimation.json
 
-For each level, the same noisy inputs (seed 0) are denoised with the level known and
-with it estimated by each method; reported: mean absolute error of the estimate
-(paper units) and mean PSNR(known) - PSNR(estimated).
+For each level and image the noisy input is the evaluation one (seed 0, METHOD.md
+section 6); the score is computed once and Tweedie's estimate is formed with the level
+known and with the level estimated by each method, the same steps as
+``noise2score evaluate --estimate-level --level-method METHOD``. Reported per level and
+method: mean absolute error of the estimate (paper units), mean signed error (bias) and
+mean PSNR(known) - PSNR(estimated). "wavelet" is scikit-image's ``estimate_sigma``.
 """
 
 from __future__ import annotations
@@ -13,46 +16,71 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 
 import numpy as np
 
+from noise2score.datasets import dataset_files
 from noise2score.denoiser import load_denoiser
-from noise2score.evaluate import EvalSpec, evaluate
+from noise2score.evaluate import EvalSpec, noisy_input
+from noise2score.level import estimate_level
+from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
+
+GAUSSIAN_ONLY = ("wavelet", "score")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--weights", default="gaussian25-gray")
+    parser.add_argument("--weights", default="gaussian-blind-gray")
     parser.add_argument("--dataset", default="bsd68")
     parser.add_argument("--data-dir", default=os.environ.get("NOISE2SCORE_DATA", "../shared/datasets"))
     parser.add_argument("--levels", type=float, nargs="+", default=[10, 15, 25, 35, 50])
-    parser.add_argument("--methods", nargs="+", default=["wavelet", "grid"])
+    parser.add_argument("--methods", nargs="+", default=["score", "wavelet", "grid"])
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out")
     args = parser.parse_args()
     denoiser = load_denoiser(args.weights)
+    methods = [m for m in args.methods if denoiser.family == "gaussian" or m not in GAUSSIAN_ONLY]
+    files = dataset_files(args.dataset, args.data_dir)[: args.limit]
     report = []
     for level in args.levels:
-        spec = EvalSpec(args.dataset, make_noise(denoiser.family, level), 0, args.limit, args.data_dir)
-        known = evaluate(spec, denoiser=denoiser)
-        for method in args.methods:
-            if method == "wavelet" and denoiser.family != "gaussian":
-                continue
-            hidden = evaluate(spec, denoiser=denoiser, estimate_level=True, level_method=method)
-            loss = [k["psnr"] - h["psnr"] for k, h in zip(known["images"], hidden["images"], strict=True)]
+        noise = make_noise(denoiser.family, level)
+        spec = EvalSpec(args.dataset, noise, 0, args.limit, args.data_dir)
+        known = []
+        estimates, psnrs = {m: [] for m in methods}, {m: [] for m in methods}
+        seconds = dict.fromkeys(methods, 0.0)
+        for path in files:
+            x, y = noisy_input(spec, path)
+            score = denoiser.score(y)
+            known.append(psnr(to_hwc(noise.tweedie(y, score)), x))
+            for method in methods:
+                start = time.perf_counter()
+                estimate = estimate_level(denoiser.family, y, score, method=method, blind=denoiser.info.blind)
+                seconds[method] += time.perf_counter() - start
+                estimates[method].append(estimate)
+                psnrs[method].append(psnr(to_hwc(make_noise(denoiser.family, estimate).tweedie(y, score)), x))
+        for method in methods:
+            error = np.array(estimates[method]) - level
             row = {
                 "level": level,
                 "method": method,
-                "mae": hidden["mean_abs_level_error"],
-                "psnr_known": known["mean_psnr"],
-                "psnr_lost": float(np.mean(loss)),
+                "mae": float(np.abs(error).mean()),
+                "bias": float(error.mean()),
+                "psnr_known": float(np.mean(known)),
+                "psnr_lost": float(np.mean(known) - np.mean(psnrs[method])),
+                "seconds_per_image": seconds[method] / len(files),
             }
             report.append(row)
-            print(row, flush=True)
+            print(
+                f"{level:6g} {method:8s} MAE {row['mae']:.3f} bias {row['bias']:+.3f} "
+                f"PSNR known {row['psnr_known']:.2f} lost {row['psnr_lost']:+.3f}",
+                flush=True,
+            )
     if args.out:
+        result = {"weights": args.weights, "dataset": args.dataset, "images": len(files), "rows": report}
         with open(args.out, "w") as f:
-            json.dump({"weights": args.weights, "dataset": args.dataset, "rows": report}, f, indent=1)
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from noise2score.datasets import DataError
 from noise2score.image_io import ImageError
+from noise2score.level import ESTIMATORS
 from noise2score.noise import NOISE_MODELS, make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
@@ -65,7 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     denoiser = _load(args) if args.weights else None
     family = args.noise or (denoiser.family if denoiser else None)
     if family is None or args.level is None:
-        raise ValueError("--method needs --noise and --level; --weights needs --level")
+        raise ValueError("--method needs --noise and --level; --weights needs --level (of the noise to add)")
     if denoiser:
         _check_noise(args, denoiser.family)
     spec = EvalSpec(args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir)
@@ -103,7 +104,8 @@ def _weights(args: argparse.Namespace) -> int:
     for name in bundled_names():
         _, info = load_weights(name)
         headline = info.card.get("headline", "")
-        print(f"{name:24s} {info.family:9s} level {info.level:<6g} {info.channels}ch  {headline}")
+        level = f"levels {info.levels[0]:g}-{info.levels[1]:g}" if info.blind else f"level {info.level:g}"
+        print(f"{name:24s} {info.family:9s} {level:14s} {info.channels}ch  {headline}")
     return 0
 
 
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="first N images only")
     p.add_argument("--estimate-level", action="store_true", help="hide the level from the denoiser")
-    p.add_argument("--level-method", default="auto", choices=["auto", "grid", "wavelet"])
+    p.add_argument("--level-method", default="auto", choices=ESTIMATORS)
     p.add_argument("--json", help="write the full result here")
     _add_weights_options(p)
     p.set_defaults(run=_evaluate)

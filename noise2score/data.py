@@ -1,8 +1,10 @@
-"""Training data: folders of noisy images only (plus optional clean ones for val/psnr).
+"""Training data: folders of noisy images (plus optional clean ones for val/psnr).
 
-Training never sees a clean image: ``NoisyPatches`` reads one folder and returns
-noisy crops. Validation pairs noisy images with clean ones by file stem when a clean
-folder is given.
+The default is noisy-only: ``NoisyPatches`` reads one folder and returns noisy crops.
+The synthetic mode (for level-agnostic "blind" weights, as in the paper) reads clean
+images and makes each crop noisy at a level drawn uniformly from a range; the loss
+still sees only noisy crops. Validation pairs noisy images with clean ones by file
+stem when a clean folder is given.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from noise2score.image_io import ImageError, list_images, read_image
+from noise2score.noise import make_noise
 
 
 def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[str, Tensor]]:
@@ -46,19 +49,46 @@ class DihedralAugment(torch.nn.Module):
         return patch
 
 
-class NoisyPatches(Dataset):
-    """Random augmented crops of noisy images; ``samples_per_epoch`` defines an epoch."""
+class RandomLevelNoise:
+    """Noise of one family at a level drawn uniformly from [low, high] per call."""
 
-    def __init__(self, images: list[Tensor], patch_size: int, samples_per_epoch: int) -> None:
+    def __init__(self, family: str, low: float, high: float) -> None:
+        if not 0 < low <= high:
+            raise ValueError(f"synthetic_levels must satisfy 0 < low <= high, got {low}, {high}")
+        make_noise(family, low), make_noise(family, high)  # unknown family or level: ValueError now
+        self.family, self.low, self.high = family, float(low), float(high)
+
+    def __call__(self, patch: Tensor) -> dict:
+        """{"y": noisy patch, "level": the level drawn}."""
+        level = self.low + (self.high - self.low) * torch.rand(()).item()
+        return {"y": make_noise(self.family, level).sample(patch[None])[0], "level": torch.tensor(level)}
+
+
+class NoisyPatches(Dataset):
+    """Random augmented crops; ``samples_per_epoch`` defines an epoch.
+
+    ``corrupt`` (synthetic mode) makes each crop noisy and returns it with its level
+    as a dict; without it the images must already be noisy and crops are returned.
+    """
+
+    def __init__(
+        self,
+        images: list[Tensor],
+        patch_size: int,
+        samples_per_epoch: int,
+        corrupt: RandomLevelNoise | None = None,
+    ) -> None:
         self.images = images
         self.samples_per_epoch = samples_per_epoch
         self.augment = DihedralAugment(patch_size)
+        self.corrupt = corrupt
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, index: int) -> Tensor:
-        return self.augment(self.images[index % len(self.images)])
+    def __getitem__(self, index: int) -> Tensor | dict:
+        patch = self.augment(self.images[index % len(self.images)])
+        return self.corrupt(patch) if self.corrupt is not None else patch
 
 
 class PairedImages(Dataset):
@@ -80,7 +110,12 @@ class PairedImages(Dataset):
 
 
 class NoisyFolderDataModule(L.LightningDataModule):
-    """Noisy-only training folder; optional validation folders (noisy, and clean)."""
+    """Noisy-only training folder; optional validation folders (noisy, and clean).
+
+    With ``synthetic_noise`` and ``synthetic_levels`` set, ``train_dir`` holds clean
+    images instead and every crop gets fresh noise of that family at a level drawn
+    uniformly from the range (level-agnostic training, as the paper's blind models).
+    """
 
     def __init__(
         self,
@@ -93,15 +128,22 @@ class NoisyFolderDataModule(L.LightningDataModule):
         samples_per_epoch: int = 8000,
         val_limit: int | None = None,  # validate on the first N images only
         num_workers: int = 0,  # >0 costs cores that the training step needs on a small CPU
+        synthetic_noise: str | None = None,
+        synthetic_levels: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        if (synthetic_noise is None) != (synthetic_levels is None):
+            raise ValueError("synthetic_noise and synthetic_levels go together: set both or neither")
         self.save_hyperparameters()
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and not hasattr(self, "train_set"):
             images = [t for _, t in load_folder(hp.train_dir, hp.channels)]
-            self.train_set = NoisyPatches(images, hp.patch_size, hp.samples_per_epoch)
+            corrupt = None
+            if hp.synthetic_noise:
+                corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels)
+            self.train_set = NoisyPatches(images, hp.patch_size, hp.samples_per_epoch, corrupt)
         if hp.val_dir and not hasattr(self, "val_set"):
             noisy = load_folder(hp.val_dir, hp.channels)[: hp.val_limit]
             clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None

@@ -1,9 +1,15 @@
 """Estimating an unknown noise level from the noisy image (and its score).
 
-The score network does not depend on the level, so the score is computed once and
-Tweedie's estimate is scanned over a grid of levels, keeping the level whose
-estimate minimises a criterion (the authors' approach, METHOD.md section 5). For
-Gaussian noise scikit-image's wavelet ``estimate_sigma`` is the quick alternative.
+Three estimators:
+- "grid" (the authors', METHOD.md section 5): the score is computed once and
+  Tweedie's estimate is scanned over a grid of levels, keeping the level whose
+  estimate minimises a criterion (total variation, plus a likelihood term for
+  Poisson and Gamma).
+- "wavelet": scikit-image's ``estimate_sigma`` (Gaussian only).
+- "score" (Gaussian, blind weights): the level whose Tweedie estimate
+  x(sigma) = y + sigma^2 s(y) keeps the least high-frequency energy, in closed form.
+  A level-agnostic score is about -(noise)/sigma^2, so the noise it removes is
+  measured directly, not mixed with the image's own fine texture as in "wavelet".
 """
 
 from __future__ import annotations
@@ -57,18 +63,46 @@ def wavelet_sigma(y: Tensor) -> float:
     return float(sigma) * 255.0
 
 
-ESTIMATORS = ("auto", "grid", "wavelet")
+def _highpass(x: Tensor) -> Tensor:
+    """Horizontal and vertical first differences, flattened (B, C, H, W) -> (B, N)."""
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return torch.cat([dx.flatten(1), dy.flatten(1)], dim=1).double()
 
 
-def estimate_level(family: str, y: Tensor, score: Tensor, *, method: str = "auto") -> float:
+def score_sigma(y: Tensor, score: Tensor) -> float:
+    """Gaussian sigma (/255) minimising ||H(y + sigma^2 s)||^2 over sigma, H a high-pass
+    filter: sigma^2 = -<Hy, Hs> / ||Hs||^2. Needs a level-agnostic score."""
+    hy, hs = _highpass(y), _highpass(score)
+    variance = -(hy * hs).sum() / (hs * hs).sum().clamp_min(1e-30)
+    return float(variance.clamp_min(0).sqrt()) * 255.0
+
+
+ESTIMATORS = ("auto", "grid", "wavelet", "score")
+
+
+def auto_method(family: str, blind: bool) -> str:
+    """Gaussian: "score" with blind weights, else "wavelet" (a fixed-level score only
+    fits its training level, so "grid" and "score" fail elsewhere). Poisson and
+    Gamma: "grid"."""
+    if family != "gaussian":
+        return "grid"
+    return "score" if blind else "wavelet"
+
+
+def estimate_level(
+    family: str, y: Tensor, score: Tensor, *, method: str = "auto", blind: bool = False
+) -> float:
     """Estimate the noise level of ``y`` (1, C, H, W) in paper units.
 
-    "auto" is the wavelet estimate for Gaussian noise (more reliable than the grid
-    search with fixed-level weights, whose score only fits their training level) and
-    the grid search for Poisson and Gamma noise.
+    ``blind``: the score comes from level-agnostic weights (chooses "auto").
     """
     if method == "auto":
-        method = "wavelet" if family == "gaussian" else "grid"
+        method = auto_method(family, blind)
+    if method == "score":
+        if family != "gaussian":
+            raise ValueError("the score estimate is for Gaussian noise only")
+        return score_sigma(y, score)
     if method == "wavelet":
         if family != "gaussian":
             raise ValueError("the wavelet estimate is for Gaussian noise only")

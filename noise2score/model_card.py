@@ -52,6 +52,7 @@ def write_card(
         "name": name,
         "family": hp["noise"],
         "level": hp["level"],
+        "levels": hp.get("levels"),
         "channels": hp["channels"],
         "network": hp["network"],
         "trained_on": _describe_data(facts),
@@ -73,13 +74,23 @@ def write_card(
 
 
 def _describe_data(facts: dict) -> str:
+    data, init = facts["data"], facts["model"].get("init_weights")
+    warm = f"; warm start from the weights {init}" if init else ""
+    if data.get("synthetic_noise"):
+        low, high = data["synthetic_levels"]
+        return (
+            f"clean images of {data['train_dir']}, each {data['patch_size']}x{data['patch_size']} "
+            f"crop made noisy on the fly with {data['synthetic_noise']} noise at a level drawn "
+            f"uniformly in [{low:g}, {high:g}] (as the paper's blind models); the loss sees "
+            f"only the noisy crops{warm}"
+        )
     noisy = facts.get("noisy_training_data")
     if not noisy:
-        return "unknown"
+        return "unknown" + warm
     return (
         f"{noisy['images']} noisy-only images: {noisy['source']} with one {noisy['noise']} "
         f"draw (level {noisy['level']:g}, seed {noisy['seed']}) per image, made by "
-        f"`noise2score make-noisy`; no clean image was used in training"
+        f"`noise2score make-noisy`; no clean image was used in training{warm}"
     )
 
 

@@ -18,7 +18,7 @@ from noise2score.metrics import psnr
 from noise2score.networks import build_network
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
-from noise2score.weights import WeightsInfo
+from noise2score.weights import WeightsInfo, load_weights
 
 VAL_SEED = 1234  # fixed draw for val/loss, so it is comparable across epochs
 
@@ -29,7 +29,12 @@ class Noise2Score(L.LightningModule):
     Parameters
     ----------
     network, channels: score network name (see ``networks.NETWORKS``) and 1 or 3.
-    noise, level: noise family and level in paper units (sigma /255, zeta, k).
+    noise, level: noise family and level in paper units (sigma /255, zeta, k); for
+        blind weights ``level`` is only the validation level.
+    levels: (low, high) training range of blind (level-agnostic) weights, linked from
+        the data's ``synthetic_levels``; None for weights of one level.
+    init_weights: bundled weight name or .safetensors to start from (warm start);
+        ignored when a checkpoint is resumed.
     sigma_a_start, sigma_a_end: AR-DAE perturbation ramp; None takes the noise
         family's default (0.05 -> 0.001; Poisson zeta*1.0 -> zeta*0.5).
     sigma_a_steps: ramp length in steps; None ramps over the whole run.
@@ -49,6 +54,8 @@ class Noise2Score(L.LightningModule):
         channels: int = 1,
         noise: str = "gaussian",
         level: float = 25.0,
+        levels: tuple[float, float] | None = None,
+        init_weights: str | None = None,
         sigma_a_start: float | None = None,
         sigma_a_end: float | None = None,
         sigma_a_steps: int | None = None,
@@ -98,13 +105,32 @@ class Noise2Score(L.LightningModule):
         except (RuntimeError, AttributeError, OverflowError):
             return 1
 
+    def setup(self, stage: str) -> None:
+        """Warm start. Runs before Lightning restores a checkpoint, which then wins."""
+        if stage == "fit" and self.hparams.init_weights:
+            self._warm_start(self.hparams.init_weights)
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        synthetic = getattr(datamodule, "hparams", {}).get("synthetic_noise")
+        if synthetic and synthetic != self.noise.family:
+            family = self.noise.family
+            raise ValueError(f"data.synthetic_noise is {synthetic!r} but model.noise is {family!r}")
+
+    def _warm_start(self, name_or_path: str) -> None:
+        network, info = load_weights(name_or_path)
+        if (info.network, info.channels) != (self.hparams.network, self.hparams.channels):
+            raise ValueError(
+                f"init_weights {name_or_path}: {info.network} with {info.channels} channel(s), "
+                f"this model is {self.hparams.network} with {self.hparams.channels}"
+            )
+        self.network.load_state_dict(network.state_dict())
+
     def on_fit_start(self) -> None:
         self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only
 
     def denoiser(self) -> Denoiser:
         """The scoring network as a :class:`Denoiser`, the path inference uses."""
         hp = self.hparams
-        info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level)
+        info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level, levels=hp.levels)
         return Denoiser(self.scorer, info, tile=hp.val_tile)
 
     def denoise(self, y: Tensor) -> Tensor:
@@ -112,8 +138,11 @@ class Noise2Score(L.LightningModule):
         return self.denoiser().denoise_tensor(y, self.noise.level).x_hat
 
     # -- steps -------------------------------------------------------------------
-    def training_step(self, y: Tensor, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Tensor | dict, batch_idx: int) -> Tensor:
+        y = batch["y"] if isinstance(batch, dict) else batch
         sigma_a = self._schedule.draw(self.global_step, y.shape[0])
+        if isinstance(batch, dict):  # synthetic data: each crop has its own level
+            sigma_a = sigma_a * self.noise.sigma_a_scale(batch["level"].float().cpu()).view(-1, 1, 1, 1)
         loss = ardae_loss(self.network, y, sigma_a, antithetic=self.hparams.antithetic)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sigma_a", sigma_a.abs().mean())

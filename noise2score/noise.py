@@ -49,6 +49,11 @@ class NoiseModel:
         """(start, end) of the AR-DAE perturbation ramp, intensity units."""
         return (0.05, 0.001)
 
+    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+        """Factor on sigma_a for crops noisy at ``levels`` (blind training), relative to
+        this model's level: 1 unless the family's sigma_a follows the level."""
+        return torch.ones_like(levels)
+
     def __str__(self) -> str:
         return f"{self.family} {self.unit}={self.level:g}"
 
@@ -104,6 +109,10 @@ class PoissonNoise(NoiseModel):
     def default_sigma_a(self) -> tuple[float, float]:
         # The authors' ramp is 1.0 -> 0.5 in count units, i.e. zeta times that here.
         return (self.zeta * 1.0, self.zeta * 0.5)
+
+    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+        # Poisson values lie on a lattice of step zeta; sigma_a must smooth it at every zeta.
+        return levels / self.zeta
 
 
 @dataclass(frozen=True)

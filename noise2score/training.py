@@ -19,6 +19,8 @@ class Noise2ScoreCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The model must know the data's channel count; it is said once, in data.
         parser.link_arguments("data.channels", "model.channels")
+        # Blind weights record their training range (exported with the weights).
+        parser.link_arguments("data.synthetic_levels", "model.levels")
         # last.ckpt every few hundred steps: a killed run loses at most that much.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(

@@ -33,14 +33,22 @@ class DemoModels:
     def names(self) -> list[str]:
         return list(self.denoisers)
 
-    def for_image(self, channels: int, family: str | None = None) -> Denoiser:
-        """The first served model for this channel count (and family, when given)."""
+    def for_image(self, channels: int, family: str | None = None, level: float | None = None) -> Denoiser:
+        """The served model that fits: same channel count (and family, when given);
+        with a known level the weights of exactly that level, else blind weights."""
         candidates = [d for d in self.denoisers.values() if family in (None, d.family)]
         if not candidates:
             raise ImageError(
                 f"no served model is for {family} noise; this demo serves {', '.join(self.names)}"
             )
-        return next((d for d in candidates if d.channels == channels), candidates[0])
+        fitting = [d for d in candidates if d.channels == channels] or candidates
+
+        def rank(d: Denoiser) -> int:
+            if level is not None and not d.info.blind and d.info.level == level:
+                return 0
+            return 1 if d.info.blind else 2
+
+        return min(fitting, key=rank)
 
     def get(self, name: str | None) -> Denoiser:
         if not name:
@@ -57,7 +65,12 @@ class DemoModels:
         d = self.get(name)
         card = d.info.card
         kind = "colour" if d.channels == 3 else "gray"
-        lines = [f"**{d.info.name}**: {d.family} noise, level {d.info.level:g}, {kind} images."]
+        if d.info.blind:
+            low, high = d.info.levels
+            level = f"any level in {low:g}-{high:g} (blind; the level is estimated)"
+        else:
+            level = f"level {d.info.level:g}"
+        lines = [f"**{d.info.name}**: {d.family} noise, {level}, {kind} images."]
         if card.get("trained_on"):
             lines.append(f"- trained on {card['trained_on']}")
         training = card.get("training", {})
@@ -119,7 +132,7 @@ def run(
     if model and model != AUTO:
         denoiser = models.get(model)
     else:
-        denoiser = models.for_image(loaded.channels, noise or None)
+        denoiser = models.for_image(loaded.channels, noise or None, None if level is None else float(level))
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
     pixels = _match_channels(loaded.pixels, denoiser.channels, add_noise)

@@ -28,8 +28,9 @@ class WeightsInfo:
     network: str
     channels: int
     family: str
-    level: float
+    level: float  # blind weights: the level they were validated at
     name: str = ""
+    levels: tuple[float, float] | None = None  # training range of blind weights
     card: dict = field(default_factory=dict)
     sha256: str = ""
 
@@ -40,7 +41,13 @@ class WeightsInfo:
             "family": self.family,
             "level": repr(self.level),
             "name": self.name,
+            **({"levels": f"{self.levels[0]!r},{self.levels[1]!r}"} if self.levels else {}),
         }
+
+    @property
+    def blind(self) -> bool:
+        """Level-agnostic weights: trained across a range of levels."""
+        return self.levels is not None
 
 
 def bundled_names() -> list[str]:
@@ -89,6 +96,7 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
         meta["family"],
         float(meta["level"]),
         name=meta.get("name") or path.stem,
+        levels=tuple(float(v) for v in meta["levels"].split(",")) if meta.get("levels") else None,
     )
     return load_file(str(path)), info
 
@@ -103,7 +111,10 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
     has_ema = any(k.startswith("ema.module.") for k in state)
     prefix = "ema.module." if has_ema and source == "ema" else "network."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    info = WeightsInfo(hp["network"], int(hp["channels"]), hp["noise"], float(hp["level"]), name=path.stem)
+    levels = tuple(float(v) for v in hp["levels"]) if hp.get("levels") else None
+    info = WeightsInfo(
+        hp["network"], int(hp["channels"]), hp["noise"], float(hp["level"]), name=path.stem, levels=levels
+    )
     return weights, info
 
 

@@ -177,3 +177,77 @@ def test_missing_training_folder_is_a_one_line_error(tmp_path, monkeypatch, caps
     monkeypatch.setattr(sys, "argv", args)
     assert run() == 2
     assert "missing: not a folder" in capsys.readouterr().err
+
+
+def test_synthetic_mode_draws_a_level_per_crop_within_the_range():
+    from noise2score.data import NoisyPatches, RandomLevelNoise
+
+    torch.manual_seed(0)
+    flat = torch.full((1, 64, 64), 0.5)
+    patches = NoisyPatches([flat], 32, 200, RandomLevelNoise("gaussian", 5, 55))
+    items = [patches[i] for i in range(len(patches))]
+    sigmas = torch.stack([item["y"].std() for item in items]) * 255
+    assert torch.allclose(sigmas, torch.stack([item["level"] for item in items]), rtol=0.15)
+    assert sigmas.min() > 4 and sigmas.max() < 60  # within [5, 55] up to sampling error
+    assert sigmas.min() < 12 and sigmas.max() > 48  # and spread over it
+    with pytest.raises(ValueError, match="synthetic_levels"):
+        RandomLevelNoise("gaussian", 30, 10)
+    with pytest.raises(ValueError, match="set both or neither"):
+        NoisyFolderDataModule("x", synthetic_noise="gaussian")
+
+
+def test_warm_start_loads_the_named_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    from noise2score.networks import build_network
+    from noise2score.weights import WeightsInfo
+
+    source = build_network("n2n_unet", 1)
+    info = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, name="start")
+    path = tmp_path / "start.safetensors"
+    save_file(source.state_dict(), str(path), metadata=info.metadata())
+    model = Noise2Score(init_weights=str(path))
+    model.setup("fit")
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.network.state_dict()[key], value)
+    with pytest.raises(ValueError, match="1 channel.*is n2n_unet with 3"):
+        Noise2Score(channels=3, init_weights=str(path)).setup("fit")
+
+
+def test_blind_run_exports_weights_that_know_their_range(noisy_folders, tmp_path):
+    import json
+
+    from noise2score.cli import main as cli
+    from noise2score.weights import load_weights
+
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
+    args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
+    main([*args, "--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"])
+    out = tmp_path / "blind.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
+    _, info = load_weights(out)
+    assert info.blind and info.levels == (5.0, 55.0)
+    assert "on the fly" in json.loads(out.with_suffix(".json").read_text())["trained_on"]
+    with pytest.raises(ValueError, match="synthetic_noise is 'poisson'"):
+        main([*args, "--data.synthetic_noise", "poisson", "--data.synthetic_levels", "[0.01, 0.05]"])
+
+
+def test_blind_poisson_scales_sigma_a_with_each_crops_zeta(monkeypatch):
+    import noise2score.module as module_file
+    from noise2score.score_loss import SigmaASchedule
+
+    seen = {}
+
+    def spy(network, y, sigma_a, **kwargs):
+        seen["sigma_a"] = sigma_a
+        return y.mean()
+
+    monkeypatch.setattr(module_file, "ardae_loss", spy)
+    model = Noise2Score(noise="poisson", level=0.01)
+    model._schedule = SigmaASchedule(start=0.01, end=0.005, steps=10)
+    model.log = lambda *args, **kwargs: None
+    batch = {"y": torch.rand(2, 1, 32, 32), "level": torch.tensor([0.01, 0.05])}
+    model.training_step(batch, 0)
+    assert torch.allclose(seen["sigma_a"].flatten(), torch.tensor([0.01, 0.05]))
+    model.training_step(batch["y"], 0)  # folder data: one sigma_a for the batch
+    assert torch.allclose(seen["sigma_a"].flatten(), torch.tensor([0.01, 0.01]))
