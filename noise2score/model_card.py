@@ -101,5 +101,11 @@ def add_evaluation(weights: str | Path, rows: list[dict]) -> None:
         return
     card = json.loads(path.read_text())
     card["evaluation"] = rows
-    card["headline"] = ", ".join(f"{r['dataset']} {r['psnr']:.2f} dB" for r in rows)
+    several = len({r["noise"] for r in rows}) > 1  # blind weights: name the level of each
+
+    def label(row: dict) -> str:  # "bsd68" or, for blind weights, "bsd68 sigma=15"
+        level = row["noise"].split(",")[0].split()[-1]
+        return f"{row['dataset']} {level}" if several else row["dataset"]
+
+    card["headline"] = ", ".join(f"{label(r)} {r['psnr']:.2f} dB" for r in rows)
     path.write_text(json.dumps(card, indent=1) + "\n")

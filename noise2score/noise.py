@@ -50,9 +50,12 @@ class NoiseModel:
         return (0.05, 0.001)
 
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
-        """Factor on sigma_a for crops noisy at ``levels`` (blind training), relative to
-        this model's level: 1 unless the family's sigma_a follows the level."""
-        return torch.ones_like(levels)
+        """Factor on sigma_a for crops noisy at ``levels`` (blind training): the noise
+        scale of each crop relative to this model's level. sigma_a then keeps the same
+        ratio to the noise at every level, so every level is smoothed alike and weighs
+        alike in the loss (with one sigma_a, the low levels, whose scores are largest,
+        dominate it and the high levels are left unlearnt)."""
+        raise NotImplementedError
 
     def __str__(self) -> str:
         return f"{self.family} {self.unit}={self.level:g}"
@@ -78,6 +81,9 @@ class GaussianNoise(NoiseModel):
 
     def tweedie_with_guard(self, y: Tensor, score: Tensor) -> tuple[Tensor, int]:
         return y + self.sigma**2 * score, 0
+
+    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+        return levels / self.level
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class PoissonNoise(NoiseModel):
         return (self.zeta * 1.0, self.zeta * 0.5)
 
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
-        # Poisson values lie on a lattice of step zeta; sigma_a must smooth it at every zeta.
+        # Also: Poisson values lie on a lattice of step zeta, which sigma_a must smooth.
         return levels / self.zeta
 
 
@@ -138,6 +144,9 @@ class GammaNoise(NoiseModel):
         floor = GAMMA_MIN_DENOMINATOR * self.k
         guarded = int((denominator < floor).sum())
         return self.k * y / denominator.clamp_min(floor), guarded
+
+    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+        return (self.k / levels).sqrt()  # the noise's standard deviation is x / sqrt(k)
 
 
 def sample_standard_gamma(

@@ -15,6 +15,15 @@ from noise2score.module import Noise2Score
 CHECKPOINT_EVERY = 200  # steps
 
 
+class PeriodicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose last.ckpt also holds the final step when a run ends
+    between two periodic saves (Lightning skips it once any last.ckpt was written)."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 class Noise2ScoreCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The model must know the data's channel count; it is said once, in data.
@@ -22,7 +31,7 @@ class Noise2ScoreCLI(LightningCLI):
         # Blind weights record their training range (exported with the weights).
         parser.link_arguments("data.synthetic_levels", "model.levels")
         # last.ckpt every few hundred steps: a killed run loses at most that much.
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,

@@ -140,3 +140,28 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         page.locator("#result-slider img").first.wait_for(timeout=10_000)
         page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
         browser.close()
+
+
+def test_auto_model_choice_prefers_exact_level_then_blind_weights():
+    from noise2score.denoiser import Denoiser
+    from noise2score.networks import build_network
+    from noise2score.webapp import DemoModels
+    from noise2score.weights import WeightsInfo
+
+    def denoiser(name, channels, level, levels=None):
+        info = WeightsInfo("n2n_unet", channels, "gaussian", level, name=name, levels=levels)
+        return Denoiser(build_network("n2n_unet", channels), info)
+
+    models = DemoModels([])
+    for d in [
+        denoiser("g25", 1, 25.0),
+        denoiser("g50", 1, 50.0),
+        denoiser("blind", 1, 25.0, (5.0, 55.0)),
+        denoiser("c25", 3, 25.0),
+    ]:
+        models.denoisers[d.info.name] = d
+    assert models.for_image(1, level=50.0).info.name == "g50"
+    assert models.for_image(1, level=25.0).info.name == "g25"
+    assert models.for_image(1).info.name == "blind"  # level to be estimated
+    assert models.for_image(1, level=15.0).info.name == "blind"
+    assert models.for_image(3).info.name == "c25"  # no blind colour weights served

@@ -105,3 +105,18 @@ def test_derived_seeds_are_stable_and_distinct():
 def test_bad_noise_arguments_raise(family, level):
     with pytest.raises(ValueError):
         make_noise(family, level)
+
+
+def test_blind_sigma_a_follows_the_noise_scale_of_each_level():
+    levels = {"gaussian": (25.0, [5.0, 50.0]), "gamma": (100.0, [25.0, 400.0])}
+    for family, (reference, drawn) in levels.items():
+        scale = make_noise(family, reference).sigma_a_scale(torch.tensor(drawn))
+        # the ratio of the noise standard deviations at a mid-grey pixel
+        x = torch.full((1, 1, 64, 64), 0.5)
+        gen = torch.Generator().manual_seed(0)
+        stds = [(make_noise(family, v).sample(x, generator=gen) - x).std() for v in [reference, *drawn]]
+        expected = torch.tensor([stds[1] / stds[0], stds[2] / stds[0]])
+        assert torch.allclose(scale, expected, rtol=0.1), family
+    # Poisson follows the lattice step zeta of its values, which sigma_a has to smooth.
+    scale = make_noise("poisson", 0.01).sigma_a_scale(torch.tensor([0.005, 0.1]))
+    assert torch.allclose(scale, torch.tensor([0.5, 10.0]))

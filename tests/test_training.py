@@ -251,3 +251,9 @@ def test_blind_poisson_scales_sigma_a_with_each_crops_zeta(monkeypatch):
     assert torch.allclose(seen["sigma_a"].flatten(), torch.tensor([0.01, 0.05]))
     model.training_step(batch["y"], 0)  # folder data: one sigma_a for the batch
     assert torch.allclose(seen["sigma_a"].flatten(), torch.tensor([0.01, 0.01]))
+
+
+def test_last_checkpoint_holds_the_final_step_between_periodic_saves(noisy_folders, tmp_path):
+    main(_smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "60"))  # saves every 50
+    state = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 60
