@@ -55,7 +55,8 @@ class RandomLevelNoise:
     def __init__(self, family: str, low: float, high: float) -> None:
         if not 0 < low <= high:
             raise ValueError(f"synthetic_levels must satisfy 0 < low <= high, got {low}, {high}")
-        make_noise(family, low), make_noise(family, high)  # unknown family or level: ValueError now
+        for level in (low, high):
+            make_noise(family, level)  # an unknown family or level fails here, not mid-run
         self.family, self.low, self.high = family, float(low), float(high)
 
     def __call__(self, patch: Tensor) -> dict:

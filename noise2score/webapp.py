@@ -148,7 +148,7 @@ def run(
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
         f"**{denoiser.family} level {'estimated' if result.estimated else 'given'}: {result.level:.4g}**",
-        f"time: {result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
+        f"model {denoiser.info.name}, {result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     if clean is not None:
         info.append(

@@ -136,7 +136,7 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         page.locator("input[type=file]").first.set_input_files(str(noisy_image[0] / "noisy.png"))
         page.wait_for_timeout(1000)
         page.locator("#denoise-button").click()
-        page.locator("#result-info").get_by_text("time:").wait_for(timeout=60_000)
+        page.locator("#result-info").get_by_text("pixels").wait_for(timeout=60_000)
         page.locator("#result-slider img").first.wait_for(timeout=10_000)
         page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
         browser.close()
