@@ -1,14 +1,16 @@
 """Unknown noise level: error of each estimator and PSNR lost against the known level.
 
     python benchmarks/level_estimation.py --weights gaussian-blind-gray --dataset bsd68 \
-        --levels 10 15 25 35 50 --out benchmarks/results/level_estimation.json
+        --out benchmarks/results/level_estimation.json
+    (poisson-blind-gray -> level_estimation_poisson.json, gamma-blind-gray -> ..._gamma.json)
 
 For each level and image the noisy input is the evaluation one (seed 0, METHOD.md
 section 6); the score is computed once and Tweedie's estimate is formed with the level
 known and with the level estimated by each method, the same steps as
 ``noise2score evaluate --estimate-level --level-method METHOD``. Reported per level and
 method: mean absolute error of the estimate (paper units), mean signed error (bias) and
-mean PSNR(known) - PSNR(estimated). "wavelet" is scikit-image's ``estimate_sigma``.
+mean PSNR(known) - PSNR(estimated). "pca" is the default (weak-texture patches),
+"wavelet" scikit-image's ``estimate_sigma``, "grid" the authors' search.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 
 GAUSSIAN_ONLY = ("wavelet", "score")
+DEFAULT_LEVELS = {"gaussian": [10, 15, 25, 35, 50], "poisson": [0.01, 0.05], "gamma": [50, 100]}
 
 
 def main() -> None:
@@ -35,16 +38,17 @@ def main() -> None:
     parser.add_argument("--weights", default="gaussian-blind-gray")
     parser.add_argument("--dataset", default="bsd68")
     parser.add_argument("--data-dir", default=os.environ.get("NOISE2SCORE_DATA", "../shared/datasets"))
-    parser.add_argument("--levels", type=float, nargs="+", default=[10, 15, 25, 35, 50])
-    parser.add_argument("--methods", nargs="+", default=["score", "wavelet", "grid"])
+    parser.add_argument("--levels", type=float, nargs="+", help="default: the family's DEFAULT_LEVELS")
+    parser.add_argument("--methods", nargs="+", default=["pca", "score", "wavelet", "grid"])
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out")
     args = parser.parse_args()
     denoiser = load_denoiser(args.weights)
+    levels = args.levels or DEFAULT_LEVELS[denoiser.family]
     methods = [m for m in args.methods if denoiser.family == "gaussian" or m not in GAUSSIAN_ONLY]
     files = dataset_files(args.dataset, args.data_dir)[: args.limit]
     report = []
-    for level in args.levels:
+    for level in levels:
         noise = make_noise(denoiser.family, level)
         spec = EvalSpec(args.dataset, noise, 0, args.limit, args.data_dir)
         known = []
@@ -56,7 +60,7 @@ def main() -> None:
             known.append(psnr(to_hwc(noise.tweedie(y, score)), x))
             for method in methods:
                 start = time.perf_counter()
-                estimate = estimate_level(denoiser.family, y, score, method=method, blind=denoiser.info.blind)
+                estimate = estimate_level(denoiser.family, y, score, method=method)
                 seconds[method] += time.perf_counter() - start
                 estimates[method].append(estimate)
                 psnrs[method].append(psnr(to_hwc(make_noise(denoiser.family, estimate).tweedie(y, score)), x))

@@ -76,7 +76,7 @@ class Denoiser:
         score = self.score(y)
         estimated = level is None
         if estimated:
-            level = estimate_level(self.family, y, score, method=level_method, blind=self.info.blind)
+            level = estimate_level(self.family, y, score, method=level_method)
         x_hat, guarded = make_noise(self.family, level).tweedie_with_guard(y, score)
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
 

@@ -1,6 +1,8 @@
 """Estimating an unknown noise level from the noisy image (and its score).
 
-Three estimators:
+Four estimators:
+- "pca" (default): PCA of the image's weak-texture patches, after a variance-stabilising
+  transform for Poisson and Gamma (``patch_level``); needs no network.
 - "grid" (the authors', METHOD.md section 5): the score is computed once and
   Tweedie's estimate is scanned over a grid of levels, keeping the level whose
   estimate minimises a criterion (total variation, plus a likelihood term for
@@ -8,6 +10,7 @@ Three estimators:
 - "wavelet": scikit-image's ``estimate_sigma`` (Gaussian only).
 - "score" (Gaussian, blind weights): the noise's size measured along the direction
   of the score in the wavelet HH band, per block, median (``score_sigma``).
+"auto" is "pca", the most accurate of the four (benchmarks/RECIPES.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 from skimage.restoration import estimate_sigma
 from torch import Tensor
 
-from noise2score.noise import make_noise
+from noise2score import patch_level
+from noise2score.noise import LEVEL_RANGES, make_noise
 
 GRIDS = {
     "gaussian": np.linspace(5.0, 60.0, 56),  # sigma, /255
@@ -98,27 +102,36 @@ def score_sigma(y: Tensor, score: Tensor) -> float:
     return max(float(np.median(sigmas)), 0.0) * 255.0
 
 
-ESTIMATORS = ("auto", "grid", "wavelet", "score")
+ESTIMATORS = ("auto", "pca", "grid", "wavelet", "score")
+AUTO = "pca"  # the most accurate for every family and weights (benchmarks/RECIPES.md)
+PAPER_UNITS = {"gaussian": 255.0, "poisson": 1.0, "gamma": 1.0}  # sigma is quoted in /255
 
 
-def auto_method(family: str, blind: bool) -> str:
-    """Gaussian: "score" with blind weights, else "wavelet" (a fixed-level score only
-    fits its training level, so "grid" and "score" fail elsewhere). Poisson and
-    Gamma: "grid"."""
-    if family != "gaussian":
-        return "grid"
-    return "score" if blind else "wavelet"
+def pca_level(family: str, y: Tensor) -> float | None:
+    """Weak-texture PCA estimate in paper units, held to the family's valid range; None
+    when the image is too small."""
+    channels = y[0].double().cpu().numpy()
+    if family == "gaussian":
+        level = patch_level.gaussian_sigma(channels)
+    elif family == "poisson":
+        level = patch_level.poisson_zeta(channels)
+    else:
+        level = patch_level.gamma_k(channels)
+    if level is None:
+        return None
+    return float(np.clip(level * PAPER_UNITS[family], *LEVEL_RANGES[family]))
 
 
-def estimate_level(
-    family: str, y: Tensor, score: Tensor, *, method: str = "auto", blind: bool = False
-) -> float:
-    """Estimate the noise level of ``y`` (1, C, H, W) in paper units.
-
-    ``blind``: the score comes from level-agnostic weights (chooses "auto").
-    """
+def estimate_level(family: str, y: Tensor, score: Tensor, *, method: str = "auto") -> float:
+    """Estimate the noise level of ``y`` (1, C, H, W) in paper units; ``score`` is the
+    network's score of ``y`` (used by "grid" and "score")."""
     if method == "auto":
-        method = auto_method(family, blind)
+        method = AUTO
+    if method == "pca":
+        level = pca_level(family, y)
+        if level is not None:
+            return level
+        method = "grid"  # too small for 7x7 patches: fall back on the score
     if method == "score":
         if family != "gaussian":
             raise ValueError("the score estimate is for Gaussian noise only")

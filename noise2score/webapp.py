@@ -12,12 +12,15 @@ import numpy as np
 from noise2score.denoise_files import output_dtype
 from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import ImageError, read_image, write_image
+from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.tiling import DEFAULT_TILE
+from noise2score.weights import DEFAULT_WEIGHTS
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
+NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model
 
 
 class DemoModels:
@@ -33,9 +36,12 @@ class DemoModels:
     def names(self) -> list[str]:
         return list(self.denoisers)
 
-    def for_image(self, channels: int, family: str | None = None, level: float | None = None) -> Denoiser:
+    def for_image(
+        self, channels: int, family: str | None = None, level: float | None = None, tolerance: float = 0.0
+    ) -> Denoiser:
         """The served model that fits: same channel count (and family, when given);
-        with a known level the weights of exactly that level, else blind weights."""
+        weights trained at ``level`` (within ``tolerance``, relative) when there are
+        some, else blind weights; Gaussian weights when the family is not given."""
         candidates = [d for d in self.denoisers.values() if family in (None, d.family)]
         if not candidates:
             raise ImageError(
@@ -43,19 +49,25 @@ class DemoModels:
             )
         fitting = [d for d in candidates if d.channels == channels] or candidates
 
-        def rank(d: Denoiser) -> int:
-            if level is not None and not d.info.blind and d.info.level == level:
-                return 0
-            return 1 if d.info.blind else 2
+        def rank(d: Denoiser) -> tuple[bool, int]:
+            if level is not None and not d.info.blind and abs(d.info.level - level) <= tolerance * level:
+                return d.family != "gaussian", 0
+            return d.family != "gaussian", 1 if d.info.blind else 2
 
         return min(fitting, key=rank)
 
     def get(self, name: str | None) -> Denoiser:
         if not name:
-            return next(iter(self.denoisers.values()))
+            return self.denoisers.get(DEFAULT_WEIGHTS) or next(iter(self.denoisers.values()))
         if name not in self.denoisers:
             raise ImageError(f"unknown model {name!r}; this demo serves {', '.join(self.names)}")
         return self.denoisers[name]
+
+    def card_and_levels(self, name: str | None) -> tuple[str, float, float]:
+        """The card and the model's level, for the level and synthetic-level boxes
+        (paper units differ by family)."""
+        level = self.get(None if name == AUTO else name).info.level
+        return self.card(name), level, level
 
     def card(self, name: str | None) -> str:
         """A short model card: what the weights are, what they saw, how they score."""
@@ -142,12 +154,17 @@ def run(
         clean = pixels
         synthetic = make_noise(denoiser.family, noise_level or DEFAULT_LEVELS[denoiser.family])
         y = synthetic.sample(y, generator=seeded_generator(int(seed or 0), "demo"))
+    estimated = level is None
     if level is not None:
         make_noise(denoiser.family, float(level))  # range check with a clear message
+    elif not model or model == AUTO:  # estimate first, then prefer weights trained near it
+        level = pca_level(denoiser.family, y)
+        if level is not None:
+            denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
     result = denoiser.denoise_tensor(y, None if level is None else float(level))
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
-        f"**{denoiser.family} level {'estimated' if result.estimated else 'given'}: {result.level:.4g}**",
+        f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
         f"model {denoiser.info.name}, {result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     if clean is not None:
@@ -236,7 +253,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 )
                 info = gr.Markdown(elem_id="result-info")
                 files = gr.File(label="Download", file_count="multiple")
-        model.change(models.card, inputs=model, outputs=card)
+        model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
         button.click(
             denoise_ui,
             [upload, model, level, estimate, add_noise, noise_level, seed],

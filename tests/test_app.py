@@ -79,6 +79,7 @@ def test_denoise_endpoint_beats_the_noisy_input(server, noisy_image):
     assert psnr(read_image(result[0]).pixels, x) > psnr(noisy, x) + 3
     estimated = _client(server).predict(image=handle_file(folder / "noisy.png"), api_name="/denoise")
     assert "estimated" in estimated[1]
+    assert "model gaussian25-gray" in estimated[1]  # the estimate is near 25: not the blind weights
 
 
 def test_wrong_family_is_a_clear_error(server, noisy_image):
@@ -142,18 +143,19 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         browser.close()
 
 
-def test_auto_model_choice_prefers_exact_level_then_blind_weights():
+def test_auto_model_choice_prefers_weights_of_the_level_then_blind_weights():
     from noise2score.denoiser import Denoiser
     from noise2score.networks import build_network
     from noise2score.webapp import DemoModels
     from noise2score.weights import WeightsInfo
 
-    def denoiser(name, channels, level, levels=None):
-        info = WeightsInfo("n2n_unet", channels, "gaussian", level, name=name, levels=levels)
+    def denoiser(name, channels, level, levels=None, family="gaussian"):
+        info = WeightsInfo("n2n_unet", channels, family, level, name=name, levels=levels)
         return Denoiser(build_network("n2n_unet", channels), info)
 
     models = DemoModels([])
     for d in [
+        denoiser("poisson", 1, 0.05, (0.005, 0.1), family="poisson"),
         denoiser("g25", 1, 25.0),
         denoiser("g50", 1, 50.0),
         denoiser("blind", 1, 25.0, (5.0, 55.0)),
@@ -164,4 +166,8 @@ def test_auto_model_choice_prefers_exact_level_then_blind_weights():
     assert models.for_image(1, level=25.0).info.name == "g25"
     assert models.for_image(1).info.name == "blind"  # level to be estimated
     assert models.for_image(1, level=15.0).info.name == "blind"
+    assert models.for_image(1, level=23.0, tolerance=0.1).info.name == "g25"  # an estimate near 25
+    assert models.for_image(1, level=21.0, tolerance=0.1).info.name == "blind"
     assert models.for_image(3).info.name == "c25"  # no blind colour weights served
+    assert models.for_image(1, "poisson").info.name == "poisson"  # Gaussian only when no family is given
+    assert models.card_and_levels("poisson")[1:] == (0.05, 0.05)  # the level boxes follow the model

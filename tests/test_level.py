@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from noise2score.level import auto_method, estimate_level, grid_search_level, score_sigma, wavelet_sigma
+from noise2score.level import estimate_level, grid_search_level, pca_level, score_sigma, wavelet_sigma
 
 
 def _smooth_image(size: int = 128) -> torch.Tensor:
@@ -39,11 +39,11 @@ def test_wavelet_estimate_is_in_255_units():
     assert wavelet_sigma(y) == pytest.approx(20.0, rel=0.05)
 
 
-def test_auto_uses_the_score_only_for_blind_gaussian_weights():
-    assert auto_method("gaussian", blind=True) == "score"
-    assert auto_method("gaussian", blind=False) == "wavelet"
-    assert auto_method("poisson", blind=True) == "grid"
+def test_auto_is_pca_and_falls_back_on_the_grid_for_tiny_images():
     y, score = _noisy_with_blind_oracle(30.0)
-    assert estimate_level("gaussian", y, score, blind=True) == pytest.approx(score_sigma(y, score))
+    assert estimate_level("gaussian", y, score) == pca_level("gaussian", y)
+    tiny, tiny_score = y[..., :5, :5], score[..., :5, :5]
+    assert pca_level("gaussian", tiny) is None
+    assert estimate_level("gaussian", tiny, tiny_score) == grid_search_level("gaussian", tiny, tiny_score)
     with pytest.raises(ValueError, match="Gaussian noise only"):
         estimate_level("gamma", y, score, method="score")
