@@ -105,7 +105,7 @@ def _weights(args: argparse.Namespace) -> int:
         _, info = load_weights(name)
         headline = info.card.get("headline", "")
         level = f"levels {info.levels[0]:g}-{info.levels[1]:g}" if info.blind else f"level {info.level:g}"
-        print(f"{name:24s} {info.family:9s} {level:14s} {info.channels}ch  {headline}")
+        print(f"{name:24s} {info.family:9s} {level:17s} {info.channels}ch  {headline}")
     return 0
 
 
