@@ -82,13 +82,15 @@ def test_denoise_endpoint_beats_the_noisy_input(server, noisy_image):
     assert "model gaussian25-gray" in estimated[1]  # the estimate is near 25: not the blind weights
 
 
-def test_wrong_family_is_a_clear_error(server, noisy_image):
+def test_wrong_family_is_a_clear_error_and_a_family_picks_its_weights(server, noisy_image):
     from gradio_client import handle_file
 
-    with pytest.raises(Exception, match="for poisson noise"):
-        _client(server).predict(
-            image=handle_file(noisy_image[0] / "noisy.png"), noise="poisson", api_name="/denoise"
-        )
+    image = handle_file(noisy_image[0] / "noisy.png")
+    with pytest.raises(Exception, match="is for gaussian noise, not poisson"):
+        _client(server).predict(image=image, model="gaussian25-gray", noise="poisson", api_name="/denoise")
+    if "poisson-blind-gray" in bundled_names():
+        _, info = _client(server).predict(image=image, noise="poisson", api_name="/denoise")
+        assert "model poisson-blind-gray" in info
 
 
 def test_parallel_requests_and_a_corrupt_upload(server, noisy_image):
