@@ -70,9 +70,9 @@ def weak_texture_variance(channel: np.ndarray, valid: np.ndarray | None = None) 
     keep = np.ones(len(rows), dtype=bool)
     if valid is not None:
         keep = _patches(valid.astype(np.float64), stride).min(axis=1) > 0
-    reference = _patches(np.random.default_rng(SEED).standard_normal((h, w)), stride)
     if keep.sum() <= PATCH * PATCH:
         return None
+    reference = _patches(np.random.default_rng(SEED).standard_normal((h, w)), stride)
     horizontal, vertical = _gradient_rows(PATCH)
     limit = _threshold(horizontal, vertical)
     energy = np.square(rows @ horizontal.T).sum(axis=1) + np.square(rows @ vertical.T).sum(axis=1)
