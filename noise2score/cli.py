@@ -196,7 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("out")
     p.add_argument("--name", default="")
-    p.add_argument("--config", help="the config the run was trained with (recorded in the card)")
+    p.add_argument(
+        "--config",
+        action="append",
+        help="the config the run was trained with (recorded in the card); repeat for stages, in order",
+    )
     p.add_argument(
         "--source",
         default="ema",

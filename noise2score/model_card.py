@@ -33,6 +33,12 @@ def _training_facts(checkpoint: Path) -> dict:
         facts["wall_time_s"] = round(checkpoint.stat().st_mtime - configs[0].stat().st_mtime)
         config = yaml.safe_load(configs[-1].read_text())
         facts["precision"] = config.get("trainer", {}).get("precision")
+    init = facts["model"].get("init_weights")
+    if init and str(init).endswith(".ckpt") and Path(init).is_file():
+        facts["warm_start"] = _training_facts(Path(init))  # an earlier stage: its facts too
+    earlier = facts.get("warm_start", {})
+    facts["total_steps"] = facts["steps"] + earlier.get("total_steps", 0)
+    facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier.get("total_wall_time_s", 0)
     record = Path(facts["data"].get("train_dir", "")) / "noisy.json"
     if record.is_file():
         noisy = json.loads(record.read_text())
@@ -42,9 +48,16 @@ def _training_facts(checkpoint: Path) -> dict:
 
 
 def write_card(
-    checkpoint: str | Path, weights: str | Path, *, name: str, config: str | None = None, source: str = "ema"
+    checkpoint: str | Path,
+    weights: str | Path,
+    *,
+    name: str,
+    config: str | list[str] | None = None,
+    source: str = "ema",
 ) -> Path:
-    """Write ``<weights>.json`` next to the exported weights."""
+    """Write ``<weights>.json`` next to the exported weights; ``config`` lists the
+    training stages' configs in order (one command each)."""
+    configs = [config] if isinstance(config, str) else list(config or [])
     checkpoint, weights = Path(checkpoint), Path(weights)
     facts = _training_facts(checkpoint)
     hp = facts["model"]
@@ -57,7 +70,7 @@ def write_card(
         "network": hp["network"],
         "trained_on": _describe_data(facts),
         "training": facts,
-        "command": f"python train.py fit --config {config}" if config else None,
+        "command": " && ".join(f"python train.py fit --config {c}" for c in configs) or None,
         "export": f"noise2score export <run>/checkpoints/last.ckpt {name}.safetensors --source {source}",
         "hardware": {
             "machine": platform.machine(),
@@ -75,7 +88,10 @@ def write_card(
 
 def _describe_data(facts: dict) -> str:
     data, init = facts["data"], facts["model"].get("init_weights")
-    warm = f"; warm start from the weights {init}" if init else ""
+    if init and str(init).endswith(".ckpt"):
+        warm = f"; continues the network of the earlier run {init} (facts: training.warm_start)"
+    else:
+        warm = f"; warm start from the weights {init}" if init else ""
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]
         return (

@@ -33,8 +33,9 @@ class Noise2Score(L.LightningModule):
         blind weights ``level`` is only the validation level.
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
         the data's ``synthetic_levels``; None for weights of one level.
-    init_weights: bundled weight name or .safetensors to start from (warm start);
-        ignored when a checkpoint is resumed.
+    init_weights: bundled weight name, .safetensors or another run's .ckpt (its trained
+        network, not the EMA) to start from (warm start); ignored when a checkpoint is
+        resumed.
     sigma_a_start, sigma_a_end: AR-DAE perturbation ramp; None takes the noise
         family's default (0.05 -> 0.001; Poisson zeta*1.0 -> zeta*0.5).
     sigma_a_steps: ramp length in steps; None ramps over the whole run.
@@ -116,7 +117,7 @@ class Noise2Score(L.LightningModule):
             raise ValueError(f"data.synthetic_noise is {synthetic!r} but model.noise is {family!r}")
 
     def _warm_start(self, name_or_path: str) -> None:
-        network, info = load_weights(name_or_path)
+        network, info = load_weights(name_or_path, source="network")
         if (info.network, info.channels) != (self.hparams.network, self.hparams.channels):
             raise ValueError(
                 f"init_weights {name_or_path}: {info.network} with {info.channels} channel(s), "
@@ -127,15 +128,16 @@ class Noise2Score(L.LightningModule):
     def on_fit_start(self) -> None:
         self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only
 
-    def denoiser(self) -> Denoiser:
-        """The scoring network as a :class:`Denoiser`, the path inference uses."""
+    def denoiser(self, network: torch.nn.Module | None = None) -> Denoiser:
+        """The scoring network (or ``network``) as a :class:`Denoiser`, the path
+        inference uses."""
         hp = self.hparams
         info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level, levels=hp.levels)
-        return Denoiser(self.scorer, info, tile=hp.val_tile)
+        return Denoiser(network or self.scorer, info, tile=hp.val_tile)
 
-    def denoise(self, y: Tensor) -> Tensor:
+    def denoise(self, y: Tensor, network: torch.nn.Module | None = None) -> Tensor:
         """Score at sigma_a = 0, then Tweedie, exactly as ``noise2score denoise`` does."""
-        return self.denoiser().denoise_tensor(y, self.noise.level).x_hat
+        return self.denoiser(network).denoise_tensor(y, self.noise.level).x_hat
 
     # -- steps -------------------------------------------------------------------
     def training_step(self, batch: Tensor | dict, batch_idx: int) -> Tensor:
@@ -171,6 +173,9 @@ class Noise2Score(L.LightningModule):
         self.log(f"{prefix}/loss", loss, batch_size=1)
         if "x" in batch:
             self.log(f"{prefix}/psnr", psnr(self.denoise(y), batch["x"]), batch_size=1, prog_bar=True)
+            if self.ema is not None:  # the trained weights too: the EMA can lag (RECIPES.md)
+                x_hat = self.denoise(y, self.network)
+                self.log(f"{prefix}/psnr_network", psnr(x_hat, batch["x"]), batch_size=1)
 
     # -- optimisation ------------------------------------------------------------
     def configure_optimizers(self):

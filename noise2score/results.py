@@ -105,7 +105,7 @@ def render(rows: list[dict]) -> str:
         "(estimate clamped to [0, 1], no border crop) / SSIM, mean over the set; all methods on",
         "the same noisy inputs (seed 0, one draw per image, METHOD.md section 6).",
         "Blind weights are given no level: they estimate it per image; the baselines are",
-        "given the true level.",
+        "given the true level. The best PSNR of each row is in bold.",
         "",
     ]
     methods = sorted({m for r in rows for m in r["baselines"]}, key=BASELINES.index)
@@ -114,15 +114,17 @@ def render(rows: list[dict]) -> str:
     for r in rows:
         ours = r["ours"]["mean_psnr"]
         gap = f"{ours - r['paper']:+.2f}" if r["paper"] else "-"
-        cells = [
-            f"{r['baselines'][m]['mean_psnr']:.2f} / {r['baselines'][m]['mean_ssim']:.3f}"
-            if m in r["baselines"]
-            else "not run"
-            for m in methods
-        ]
+        best = max([ours, *(b["mean_psnr"] for b in r["baselines"].values())])
+
+        def cell(result: dict) -> str:
+            value = f"{result['mean_psnr']:.2f}"
+            value = f"**{value}**" if result["mean_psnr"] == best else value
+            return f"{value} / {result['mean_ssim']:.3f}"
+
+        cells = [cell(r["baselines"][m]) if m in r["baselines"] else "not run" for m in methods]
         out.append(
-            f"| {r['weights']} | {r['noise']} | {r['dataset']} | **{ours:.2f}** / "
-            f"{r['ours']['mean_ssim']:.3f} | {r['paper'] or '-'} | {gap} | " + " | ".join(cells) + " |"
+            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {cell(r['ours'])} | "
+            f"{r['paper'] or '-'} | {gap} | " + " | ".join(cells) + " |"
         )
     out += ["", "Reproduce a row (add `--data-dir DIR` where the sets are):", ""]
     for r in rows:

@@ -86,10 +86,11 @@ class DemoModels:
         if card.get("trained_on"):
             lines.append(f"- trained on {card['trained_on']}")
         training = card.get("training", {})
-        if training.get("steps"):
-            hours = training.get("wall_time_s", 0) / 3600
+        if training.get("steps"):  # all stages where the card has them
+            steps = training.get("total_steps", training["steps"])
+            hours = training.get("total_wall_time_s", training.get("wall_time_s", 0)) / 3600
             cores = card.get("hardware", {}).get("cpu_count")
-            lines.append(f"- {training['steps']} steps, {hours:.1f} h on {cores} CPU cores")
+            lines.append(f"- {steps} steps, {hours:.1f} h on {cores} CPU cores")
         for row in card.get("evaluation", []):
             paper = f" (paper {row['paper']})" if row.get("paper") else ""
             score = f"PSNR {row['psnr']:.2f} dB{paper}, SSIM {row['ssim']:.3f}"

@@ -66,11 +66,12 @@ def resolve(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(f"no weights named {text!r} and no such file (bundled: {known})")
 
 
-def load_weights(name_or_path: str | Path) -> tuple[torch.nn.Module, WeightsInfo]:
-    """Rebuild the score network from bundled weights, .safetensors or a .ckpt file."""
+def load_weights(name_or_path: str | Path, *, source: str = "ema") -> tuple[torch.nn.Module, WeightsInfo]:
+    """Rebuild the score network from bundled weights, .safetensors or a .ckpt file
+    (``source`` picks a checkpoint's EMA copy or its trained network)."""
     path = resolve(name_or_path)
     if path.suffix == ".ckpt":
-        state, info = _read_checkpoint(path)
+        state, info = _read_checkpoint(path, source)
     elif path.suffix == ".safetensors":
         state, info = _read_safetensors(path)
     else:

@@ -138,3 +138,31 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["steps"] == 2 and "noisy-only" in card["trained_on"]
     assert card["command"] == "python train.py fit --config configs/smoke.yaml"
+
+
+def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_path, noisy_folders):
+    import json
+
+    from noise2score.module import Noise2Score
+    from noise2score.training import main as train
+
+    def fit(root, steps, *extra):
+        base = ["fit", "--config", "configs/smoke.yaml", "--data.train_dir", str(noisy_folders["noisy"])]
+        args = [*base, "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root), *extra]
+        return train(args)
+
+    first = fit(tmp_path / "one", 2)
+    ckpt = tmp_path / "one" / "checkpoints" / "last.ckpt"
+    warm = Noise2Score()
+    warm._warm_start(str(ckpt))
+    trained = first.model.network.state_dict()
+    for key, value in warm.network.state_dict().items():  # the network, not its EMA
+        assert torch.equal(value, trained[key])
+
+    fit(tmp_path / "two", 1, "--model.init_weights", str(ckpt))
+    out = tmp_path / "m.safetensors"
+    second = str(tmp_path / "two" / "checkpoints" / "last.ckpt")
+    assert main(["export", second, str(out), "--config", "a.yaml", "--config", "b.yaml"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["command"] == "python train.py fit --config a.yaml && python train.py fit --config b.yaml"
+    assert card["training"]["warm_start"]["steps"] == 2 and card["training"]["total_steps"] == 3

@@ -32,4 +32,6 @@ def test_render_puts_measured_numbers_beside_the_paper_and_baselines():
         in text
     )
     assert "not run" in text
+    rows[0]["baselines"]["bm3d"] = _result(29.5, 0.85)  # the best of a row is bold, whoever it is
+    assert "| **28.90** /" not in render(rows) and "| **29.50** / 0.850 |" in render(rows)
     assert "`noise2score evaluate --weights gaussian25-gray --dataset bsd68`" in text

@@ -49,7 +49,7 @@ def test_blending_reproduces_a_local_operator_exactly_in_the_interior():
 
 @pytest.mark.slow
 @pytest.mark.skipif(DEFAULT_WEIGHTS not in bundled_names(), reason="bundled weights not present")
-@pytest.mark.parametrize(("tile", "overlap"), [(512, 192), (383, 181), (640, 256)])
+@pytest.mark.parametrize(("tile", "overlap"), [(768, 256), (512, 224), (479, 229), (640, 256)])
 def test_tiled_and_whole_agree_on_a_1024_image(tile, overlap, _whole_1024):
     network, y, whole = _whole_1024
     sigma2 = (25 / 255) ** 2
