@@ -115,15 +115,9 @@ def render(rows: list[dict]) -> str:
         ours = r["ours"]["mean_psnr"]
         gap = f"{ours - r['paper']:+.2f}" if r["paper"] else "-"
         best = max([ours, *(b["mean_psnr"] for b in r["baselines"].values())])
-
-        def cell(result: dict) -> str:
-            value = f"{result['mean_psnr']:.2f}"
-            value = f"**{value}**" if result["mean_psnr"] == best else value
-            return f"{value} / {result['mean_ssim']:.3f}"
-
-        cells = [cell(r["baselines"][m]) if m in r["baselines"] else "not run" for m in methods]
+        cells = [_cell(r["baselines"][m], best) if m in r["baselines"] else "not run" for m in methods]
         out.append(
-            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {cell(r['ours'])} | "
+            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {_cell(r['ours'], best)} | "
             f"{r['paper'] or '-'} | {gap} | " + " | ".join(cells) + " |"
         )
     out += ["", "Reproduce a row (add `--data-dir DIR` where the sets are):", ""]
@@ -136,6 +130,13 @@ def render(rows: list[dict]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _cell(result: dict, best: float) -> str:
+    """ "PSNR / SSIM", the PSNR in bold when it is the row's best."""
+    value = f"{result['mean_psnr']:.2f}"
+    value = f"**{value}**" if result["mean_psnr"] == best else value
+    return f"{value} / {result['mean_ssim']:.3f}"
 
 
 def write_results(path: str | Path, data_dir: str | None, **options) -> Path:
