@@ -133,7 +133,7 @@ def render(rows: list[dict]) -> str:
 
 
 def _cell(result: dict, best: float) -> str:
-    """ "PSNR / SSIM", the PSNR in bold when it is the row's best."""
+    """One table cell, PSNR / SSIM, with the PSNR in bold when it is the row's best."""
     value = f"{result['mean_psnr']:.2f}"
     value = f"**{value}**" if result["mean_psnr"] == best else value
     return f"{value} / {result['mean_ssim']:.3f}"
