@@ -133,7 +133,7 @@ class Noise2Score(L.LightningModule):
         inference uses."""
         hp = self.hparams
         info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level, levels=hp.levels)
-        return Denoiser(network or self.scorer, info, tile=hp.val_tile)
+        return Denoiser(self.scorer if network is None else network, info, tile=hp.val_tile)
 
     def denoise(self, y: Tensor, network: torch.nn.Module | None = None) -> Tensor:
         """Score at sigma_a = 0, then Tweedie, exactly as ``noise2score denoise`` does."""
