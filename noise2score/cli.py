@@ -125,7 +125,9 @@ def _results(args: argparse.Namespace) -> int:
 
     baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
     color = tuple(args.color_baselines.split(",")) if args.color_baselines else None
-    print(write_results(args.out, args.data_dir, seed=args.seed, baselines=baselines, color_baselines=color))
+    cached = tuple(args.only_cached.split(",")) if args.only_cached else ()
+    options = {"seed": args.seed, "baselines": baselines, "color_baselines": color, "only_cached": cached}
+    print(write_results(args.out, args.data_dir, **options))
     return 0
 
 
@@ -190,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baselines", help="comma-separated subset of baselines")
     p.add_argument("--color-baselines", help="subset for colour sets (default: as --baselines)")
+    p.add_argument(
+        "--only-cached",
+        help="baselines taken from the cache only; a set not all there is left out of its row (e.g. bm3d)",
+    )
     p.set_defaults(run=_results)
 
     p = commands.add_parser("export", help="Lightning checkpoint -> self-describing .safetensors")

@@ -84,13 +84,30 @@ def evaluate(
     return summarise(spec, rows, denoiser=denoiser, method=method, estimate_level=estimate_level)
 
 
-def _cached_baseline(spec: EvalSpec, method: str, name: str, x: np.ndarray, y: torch.Tensor) -> dict:
+def _cache_path(spec: EvalSpec, method: str, name: str) -> Path:
     key = f"{method}-{spec.dataset}-{name}-{spec.noise.family}-{spec.noise.level:g}-seed{spec.seed}"
-    cache = CACHE_DIR / f"{key}.json"
-    if cache.is_file():
-        row = json.loads(cache.read_text())
+    return CACHE_DIR / f"{key}.json"
+
+
+def _read_cache(path: Path) -> dict | None:
+    if path.is_file():
+        row = json.loads(path.read_text())
         if row.get("version") == __version__:
             return row["row"]
+    return None
+
+
+def baseline_cached(spec: EvalSpec, method: str) -> bool:
+    """Whether every image of ``spec`` has its ``method`` result in the cache."""
+    files = dataset_files(spec.dataset, spec.data_dir)[: spec.limit]
+    return all(_read_cache(_cache_path(spec, method, path.name)) is not None for path in files)
+
+
+def _cached_baseline(spec: EvalSpec, method: str, name: str, x: np.ndarray, y: torch.Tensor) -> dict:
+    cache = _cache_path(spec, method, name)
+    row = _read_cache(cache)
+    if row is not None:
+        return row
     start = time.perf_counter()
     x_hat = run_baseline(method, to_hwc(y), spec.noise)
     row = _row(name, x, x_hat, time.perf_counter() - start)

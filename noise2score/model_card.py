@@ -33,6 +33,9 @@ def _training_facts(checkpoint: Path) -> dict:
         facts["wall_time_s"] = round(checkpoint.stat().st_mtime - configs[0].stat().st_mtime)
         config = yaml.safe_load(configs[-1].read_text())
         facts["precision"] = config.get("trainer", {}).get("precision")
+    hardware = run_dir / "hardware.json"
+    if hardware.is_file():  # written by train.py at each start (training.HardwareRecord)
+        facts["hardware"] = json.loads(hardware.read_text())
     init = facts["model"].get("init_weights")
     if init and str(init).endswith(".ckpt") and Path(init).is_file():
         facts["warm_start"] = _training_facts(Path(init))  # an earlier stage: its facts too
@@ -72,18 +75,41 @@ def write_card(
         "training": facts,
         "command": " && ".join(f"python train.py fit --config {c}" for c in configs) or None,
         "export": f"noise2score export <run>/checkpoints/last.ckpt {name}.safetensors --source {source}",
-        "hardware": {
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        # The last stage's machine; where its run has no record, the exporting one.
+        "hardware": facts["hardware"][-1] if facts.get("hardware") else _this_machine(),
         "evaluation": [],
         "headline": "",
     }
     path = weights.with_suffix(".json")
     path.write_text(json.dumps(card, indent=1) + "\n")
     return path
+
+
+def _this_machine() -> dict:
+    return {
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def hardware_summary(card: dict) -> str:
+    """Where the weights were trained, earliest stage first: "2 CPU cores, then NVIDIA H200"."""
+    stages, facts = [], card.get("training", {})
+    while facts:
+        stages.insert(0, facts.get("hardware"))
+        facts = facts.get("warm_start")
+    if not any(stages):  # cards from before train.py kept a record: the exporting machine
+        stages = [[card.get("hardware", {})]]
+    names = []
+    for record in stages:
+        last = record[-1] if record else {"device": "an unrecorded machine"}
+        device = last.get("device", "cpu")
+        name = f"{last.get('cpu_count')} CPU cores" if device == "cpu" else device
+        if not names or names[-1] != name:
+            names.append(name)
+    return ", then ".join(names)
 
 
 def _describe_data(facts: dict) -> str:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import sys
+import time
+from pathlib import Path
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from noise2score.data import NoisyFolderDataModule
@@ -22,6 +27,33 @@ class PeriodicCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer, pl_module) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class HardwareRecord(Callback):
+    """Appends the machine of each start (or resume) to ``<root>/hardware.json``: model
+    cards say where each stage was trained, not where it was exported."""
+
+    def on_train_start(self, trainer, pl_module) -> None:  # after a resume's restore
+        if trainer.global_rank != 0:
+            return
+        path = Path(trainer.default_root_dir) / "hardware.json"
+        record = json.loads(path.read_text()) if path.is_file() else []
+        record.append(machine_facts(trainer.strategy.root_device, trainer.global_step))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def machine_facts(device: torch.device, from_step: int = 0) -> dict:
+    cuda = device.type == "cuda"
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "from_step": from_step,
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 class Noise2ScoreCLI(LightningCLI):
@@ -67,10 +99,11 @@ class Noise2ScoreCLI(LightningCLI):
 
 
 def default_callbacks() -> list:
-    """The best checkpoint by val/psnr, and the learning rate in the logs."""
+    """The best checkpoint by val/psnr, the learning rate in the logs, the machine."""
     return [
         ModelCheckpoint(filename="best-{step}", monitor="val/psnr", mode="max", save_top_k=1),
         LearningRateMonitor(logging_interval="step"),
+        HardwareRecord(),
     ]
 
 
@@ -84,7 +117,15 @@ def run() -> int:
     return 0
 
 
+def full_fp32() -> None:
+    """No TF32 on GPUs: it rounds to ~3 significant digits, coarser than the AR-DAE
+    perturbation sigma_a * u at the end of its ramp (METHOD.md section 3)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def main(args: list[str] | None = None) -> Noise2ScoreCLI:
+    full_fp32()
     return Noise2ScoreCLI(
         Noise2Score,
         NoisyFolderDataModule,

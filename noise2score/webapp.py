@@ -14,6 +14,7 @@ from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
+from noise2score.model_card import hardware_summary
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.tiling import DEFAULT_TILE
 from noise2score.weights import DEFAULT_WEIGHTS
@@ -89,8 +90,7 @@ class DemoModels:
         if training.get("steps"):  # all stages where the card has them
             steps = training.get("total_steps", training["steps"])
             hours = training.get("total_wall_time_s", training.get("wall_time_s", 0)) / 3600
-            cores = card.get("hardware", {}).get("cpu_count")
-            lines.append(f"- {steps} steps, {hours:.1f} h on {cores} CPU cores")
+            lines.append(f"- {steps} steps, {hours:.1f} h on {hardware_summary(card)}")
         for row in card.get("evaluation", []):
             paper = f" (paper {row['paper']})" if row.get("paper") else ""
             score = f"PSNR {row['psnr']:.2f} dB{paper}, SSIM {row['ssim']:.3f}"

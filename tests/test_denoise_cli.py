@@ -166,3 +166,8 @@ def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["command"] == "python train.py fit --config a.yaml && python train.py fit --config b.yaml"
     assert card["training"]["warm_start"]["steps"] == 2 and card["training"]["total_steps"] == 3
+    # Each stage's machine, as train.py recorded it at the start, not the exporting one.
+    record = json.loads((tmp_path / "two" / "hardware.json").read_text())
+    assert [(r["device"], r["from_step"]) for r in record] == [("cpu", 0)]
+    assert card["hardware"] == record[-1]
+    assert card["training"]["warm_start"]["hardware"][0]["device"] == "cpu"

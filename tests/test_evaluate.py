@@ -116,3 +116,16 @@ def test_registry_matches_the_shared_manifest():
     rows = [line.split("\t") for line in manifest.read_text().splitlines()[1:] if line]
     registry = {(d.name, f.name): f.sha256 for d in datasets.registry().values() for f in d.files}
     assert registry == {(r[0], r[1]): r[3] for r in rows}
+
+
+def test_only_cached_baselines_are_left_out_until_the_whole_set_is_cached(tmp_path, monkeypatch):
+    from noise2score import evaluate as evaluate_module
+
+    require_shared("set12")
+    monkeypatch.setattr(evaluate_module, "CACHE_DIR", tmp_path)
+    spec = EvalSpec("set12", make_noise("gaussian", 25), seed=0, limit=2, data_dir=str(SHARED_DATASETS))
+    assert not evaluate_module.baseline_cached(spec, "noisy")
+    evaluate(EvalSpec("set12", spec.noise, seed=0, limit=1, data_dir=spec.data_dir), method="noisy")
+    assert not evaluate_module.baseline_cached(spec, "noisy")  # one image of two
+    evaluate(spec, method="noisy")
+    assert evaluate_module.baseline_cached(spec, "noisy")

@@ -1,6 +1,7 @@
 """Training end to end on the smoke config: learning, noisy-only data, resume, DDP."""
 
 import csv
+import json
 import signal
 import subprocess
 import sys
@@ -117,6 +118,8 @@ def test_killed_run_resumes_from_last_checkpoint_with_same_sigma_a(noisy_folders
     assert resumed, logged
     for step in resumed:
         assert logged[step] == pytest.approx(schedule.level(step), rel=1e-5)
+    record = json.loads((run_dir / "hardware.json").read_text())  # one entry per start
+    assert [r["from_step"] for r in record] == [0, saved_step]
 
 
 @pytest.mark.slow
@@ -142,7 +145,9 @@ def test_two_process_ddp_on_cpu(noisy_folders, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
 
-@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT / "configs"))
+)
 def test_every_config_parses(config, capsys):
     with pytest.raises(SystemExit) as info:
         main(["fit", "--config", str(config), "--print_config"])
@@ -257,3 +262,15 @@ def test_last_checkpoint_holds_the_final_step_between_periodic_saves(noisy_folde
     main(_smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "60"))  # saves every 50
     state = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert state["global_step"] == 60
+
+
+def test_hardware_summary_names_the_machine_of_each_stage():
+    from noise2score.model_card import hardware_summary
+
+    gpu, cpu = {"device": "NVIDIA H200", "cpu_count": 16}, {"device": "cpu", "cpu_count": 2}
+    card = {"hardware": gpu, "training": {"hardware": [gpu], "warm_start": {"hardware": [cpu, cpu]}}}
+    assert hardware_summary(card) == "2 CPU cores, then NVIDIA H200"
+    unrecorded = {"hardware": gpu, "training": {"hardware": [gpu], "warm_start": {"steps": 3}}}
+    assert hardware_summary(unrecorded) == "an unrecorded machine, then NVIDIA H200"
+    before_records = {"hardware": {"machine": "x86_64", "cpu_count": 2}, "training": {"steps": 5}}
+    assert hardware_summary(before_records) == "2 CPU cores"

@@ -1,0 +1,158 @@
+"""Train several configs side by side on one GPU within a wall-clock budget.
+
+    python benchmarks/gpu_train.py --budget 450 --out OUTDIR configs/gpu/*.yaml
+
+1. Measures training steps/s of the score network with one process per config
+   sharing the GPU (synthetic batches of each config's shape, a few seconds each).
+2. Starts every config's ``train.py fit`` with the same max_steps, picked so that all
+   end within the budget; sigma_a ramps over the first half, four validations; the
+   trainer's max_time is a safety net.
+3. Packs each run's folder (last checkpoint, logs, config) into OUTDIR/NAME.tar.gz.
+
+The steps it picked are printed and go into each run's saved config.yaml: copy them
+into the config so that ``python train.py fit --config CONFIG`` repeats the run. A
+killed run resumes with the same command plus ``--ckpt_path last``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import yaml
+
+START_ALLOWANCE = 35.0  # s: imports, data loading and worker start of train.py
+PACK_ALLOWANCE = 25.0  # s: packing the results
+SAFETY = 0.8  # the measurement has no data loading, logging or validation
+
+
+def measure(channels: int, batch: int, patch: int, seconds: float) -> None:
+    """Print the steps/s of plain AR-DAE training steps on synthetic data."""
+    import torch
+
+    from noise2score.networks import build_network
+    from noise2score.score_loss import ardae_loss
+    from noise2score.training import full_fp32
+
+    full_fp32()
+    torch.backends.cudnn.benchmark = True
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: to try this script
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    net = build_network("n2n_unet", channels).to(device)
+    opt = torch.optim.Adam(net.parameters(), 1e-4)
+    y = torch.rand(batch, channels, patch, patch, device=device)
+    steps, start, warm = 0, time.perf_counter(), False
+    deadline = start + seconds
+    while time.perf_counter() < deadline or steps < 3:
+        loss = ardae_loss(net, y, torch.tensor(0.01, device=device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps += 1
+        if steps == 3 and not warm:  # time from here: cudnn's algorithm search is over
+            sync()
+            start, steps, warm = time.perf_counter(), 0, True
+    sync()
+    print(steps / (time.perf_counter() - start), flush=True)
+
+
+def shared_speed(configs: list[dict], seconds: float) -> float:
+    """Slowest steps/s among all configs measured at once (they will share the GPU)."""
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--measure",
+                str(c["data"].get("channels", 1)),
+                str(c["data"].get("batch_size", 16)),
+                str(c["data"].get("patch_size", 64)),
+                str(seconds),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for c in configs
+    ]
+    outputs = [p.communicate()[0].split() for p in procs]
+    if any(p.returncode or not out for p, out in zip(procs, outputs, strict=True)):
+        raise RuntimeError("the speed measurement failed (its error is above)")
+    rates = [float(out[-1]) for out in outputs]
+    print(f"steps/s, all sharing the GPU: {[round(r, 1) for r in rates]}", flush=True)
+    return min(rates)
+
+
+def hms(seconds: float) -> str:
+    s = max(60, int(seconds))
+    return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="*")
+    parser.add_argument("--budget", type=float, default=450.0, help="seconds, this script's whole run")
+    parser.add_argument("--out", default="results/gpu")
+    parser.add_argument("--measure-seconds", type=float, default=12.0)
+    parser.add_argument("--steps", type=int, help="skip the measurement and train this many steps")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train.py arguments")
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        channels, batch, patch, seconds = args.measure
+        measure(int(channels), int(batch), int(patch), float(seconds))
+        return 0
+
+    t0 = time.monotonic()
+    configs = [yaml.safe_load(Path(c).read_text()) for c in args.configs]
+    steps = args.steps
+    if steps is None:
+        rate = shared_speed(configs, args.measure_seconds)
+        left = args.budget - (time.monotonic() - t0) - START_ALLOWANCE - PACK_ALLOWANCE
+        steps = int(rate * left * SAFETY) // 100 * 100
+    if steps < 100:
+        print(f"gpu_train: too little time for training ({steps} steps)", file=sys.stderr)
+        return 1
+    # The trainer's clock starts after train.py's start-up, hence the allowance here too.
+    max_time = hms(args.budget - (time.monotonic() - t0) - START_ALLOWANCE - PACK_ALLOWANCE)
+    print(f"max_steps {steps}, sigma_a_steps {steps // 2}, val every {steps // 4}, max_time {max_time}")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for path, config in zip(args.configs, configs, strict=True):
+        root = Path(config["trainer"]["default_root_dir"])
+        root.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "train.py", "fit", "--config", path, "--ckpt_path", "last",
+            "--trainer.max_steps", str(steps), "--model.sigma_a_steps", str(steps // 2),
+            "--trainer.val_check_interval", str(steps // 4), "--trainer.max_time", max_time,
+            *args.extra,
+        ]  # fmt: skip
+        log = open(root / "train.log", "a")  # noqa: SIM115 (closed after the run)
+        runs.append((root, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
+        print(" ".join(command[1:]), flush=True)
+
+    failed = 0
+    for root, proc, log in runs:
+        wait = max(1.0, args.budget - (time.monotonic() - t0) - PACK_ALLOWANCE / 2)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # the last periodic checkpoint stays
+            proc.wait(timeout=10)
+        log.close()
+        failed += proc.returncode != 0
+        tail = (root / "train.log").read_text(errors="replace").splitlines()[-3:]
+        print(f"{root.name}: exit {proc.returncode}; " + " | ".join(tail), flush=True)
+        with tarfile.open(out / f"{root.name}.tar.gz", "w:gz") as tar:
+            tar.add(root, arcname=root.name, filter=lambda m: None if "/best-" in m.name else m)
+    print(f"packed in {time.monotonic() - t0:.0f} s of {args.budget:.0f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
