@@ -110,7 +110,7 @@ def render(rows: list[dict]) -> str:
         "(estimate clamped to [0, 1], no border crop) / SSIM, mean over the set; all methods on",
         "the same noisy inputs (seed 0, one draw per image, METHOD.md section 6).",
         "Blind weights are given no level: they estimate it per image; the baselines are",
-        "given the true level. The best PSNR of each row is in bold.",
+        "given the true level. The best PSNR of each row, among the methods run, is in bold.",
         "",
     ]
     methods = sorted({m for r in rows for m in r["baselines"]}, key=BASELINES.index)
