@@ -76,7 +76,7 @@ def write_card(
         "command": " && ".join(f"python train.py fit --config {c}" for c in configs) or None,
         "export": f"noise2score export <run>/checkpoints/last.ckpt {name}.safetensors --source {source}",
         # The last stage's machine; where its run has no record, the exporting one.
-        "hardware": facts["hardware"][-1] if facts.get("hardware") else _this_machine(),
+        "hardware": facts["hardware"][-1] if facts.get("hardware") else machine_facts(),
         "evaluation": [],
         "headline": "",
     }
@@ -85,8 +85,11 @@ def write_card(
     return path
 
 
-def _this_machine() -> dict:
+def machine_facts(device: torch.device | None = None) -> dict:
+    """This machine, as cards record it; ``device`` names the GPU when it is one."""
+    cuda = device is not None and device.type == "cuda"
     return {
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

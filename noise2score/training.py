@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from noise2score.data import NoisyFolderDataModule
 from noise2score.image_io import ImageError
+from noise2score.model_card import machine_facts
 from noise2score.module import Noise2Score
 
 CHECKPOINT_EVERY = 200  # steps
@@ -38,22 +38,11 @@ class HardwareRecord(Callback):
             return
         path = Path(trainer.default_root_dir) / "hardware.json"
         record = json.loads(path.read_text()) if path.is_file() else []
-        record.append(machine_facts(trainer.strategy.root_device, trainer.global_step))
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        start = {"started": started, "from_step": trainer.global_step}
+        record.append(start | machine_facts(trainer.strategy.root_device))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
-
-
-def machine_facts(device: torch.device, from_step: int = 0) -> dict:
-    cuda = device.type == "cuda"
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "from_step": from_step,
-        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
 
 
 class Noise2ScoreCLI(LightningCLI):
