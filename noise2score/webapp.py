@@ -72,18 +72,12 @@ class DemoModels:
 
     def card(self, name: str | None) -> str:
         """A short model card: what the weights are, what they saw, how they score."""
-        if not name or name == AUTO:
-            cards = [self.card(n) for n in self.names]
-            return "\n\n".join(["Picks the model that fits the image (gray or colour).", *cards])
+        if not name or name == AUTO:  # one line per model; pick one for its card
+            lines = [f"- {self._summary(n)}" for n in self.names]
+            return "\n".join(["Picks the model that fits the image (gray or colour), from:", "", *lines])
         d = self.get(name)
         card = d.info.card
-        kind = "colour" if d.channels == 3 else "gray"
-        if d.info.blind:
-            low, high = d.info.levels
-            level = f"any level in {low:g}-{high:g} (blind; the level is estimated)"
-        else:
-            level = f"level {d.info.level:g}"
-        lines = [f"**{d.info.name}**: {d.family} noise, {level}, {kind} images."]
+        lines = [self._summary(name)]
         if card.get("trained_on"):
             lines.append(f"- trained on {card['trained_on']}")
         training = card.get("training", {})
@@ -96,6 +90,16 @@ class DemoModels:
             score = f"PSNR {row['psnr']:.2f} dB{paper}, SSIM {row['ssim']:.3f}"
             lines.append(f"- {row['dataset']}, {row['noise']}: {score}")
         return "\n".join(lines)
+
+    def _summary(self, name: str) -> str:
+        d = self.get(name)
+        kind = "colour" if d.channels == 3 else "gray"
+        if d.info.blind:
+            low, high = d.info.levels
+            level = f"any level in {low:g}-{high:g} (blind; the level is estimated)"
+        else:
+            level = f"level {d.info.level:g}"
+        return f"**{d.info.name}**: {d.family} noise, {level}, {kind} images."
 
 
 def _display(pixels: np.ndarray) -> np.ndarray:

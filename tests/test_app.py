@@ -173,3 +173,5 @@ def test_auto_model_choice_prefers_weights_of_the_level_then_blind_weights():
     assert models.for_image(3).info.name == "c25"  # no blind colour weights served
     assert models.for_image(1, "poisson").info.name == "poisson"  # Gaussian only when no family is given
     assert models.card_and_levels("poisson")[1:] == (0.05, 0.05)  # the level boxes follow the model
+    listed = [line for line in models.card(None).splitlines() if line.startswith("- ")]
+    assert len(listed) == len(models.names)  # "auto" lists every model in one line, not whole cards
