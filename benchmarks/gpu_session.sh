@@ -1,28 +1,24 @@
 #!/usr/bin/env bash
-# One lent-GPU session (the `device` tool): the configs/gpu/ runs side by side, each
-# run's folder packed into $OUT. Run from the repository root on the GPU machine:
-#   bash benchmarks/gpu_session.sh SECONDS
-# It expects what the tool carries: wheels the machine lacks in .whl/ (kornia,
-# kornia_rs, jsonargparse, docstring_parser, typeshed_client, pypng), the clean
-# datasets in .devdata/datasets/ (train400, cbsd432, set12, the first six of kodak24)
-# and the warm-start checkpoints in .devdata/runs/ (as under runs/ here).
+# One lent-GPU session (the `device` tool): configs side by side on the GPU, each run's
+# folder packed into $OUT. Prepare here first with `bash benchmarks/gpu_prepare.sh`,
+# then on the GPU machine, from the repository root:
+#   bash benchmarks/gpu_session.sh SECONDS [CONFIG ...]     (default: configs/gpu/*.yaml)
+# naming `.whl` and `.devdata` in the call's `carry` every time (a call without them
+# deletes them there). .whl holds wheels the machine lacks (kornia, kornia_rs,
+# jsonargparse, docstring_parser, typeshed_client, pypng, PyWavelets); .devdata the
+# clean sets (datasets/) and network-only copies of warm-start checkpoints (runs/).
 set -u
 budget=${1:-480}
+shift || true
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu/*.yaml)
 start=$SECONDS
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 mkdir -p ../shared && ln -sfn "$PWD/.devdata/datasets" ../shared/datasets
-cp -r .devdata/runs .
+[ -d .devdata/runs ] && cp -r .devdata/runs .
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-noisy() {  # SET LEVEL
-    python3 -c 'import sys; from noise2score.cli import main; sys.exit(main())' make-noisy \
-        "../shared/datasets/$1" "data/noisy/$1-gaussian$2" --noise gaussian --level "$2" >/dev/null
-}
-for level in 25 50; do
-    for set in train400 set12 cbsd432 kodak24; do noisy "$set" "$level" & done
-done
-wait
-echo "data ready after $((SECONDS - start)) s"
+python3 -c 'import torch; print("torch", torch.__version__)'
 python3 benchmarks/gpu_train.py --budget $((budget - (SECONDS - start))) --out "${OUT:-results/gpu}" \
-    configs/gpu/*.yaml
+    "${configs[@]}"

@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_train.py --budget 450 --out OUTDIR configs/gpu/*.yaml
 
+0. Makes the noisy-only folders the configs name and this machine lacks.
 1. Measures training steps/s of the score network with one process per config
    sharing the GPU (synthetic batches of each config's shape, a few seconds each).
 2. Starts every config's ``train.py fit`` with the same max_steps, picked so that all
@@ -21,9 +22,13 @@ import subprocess
 import sys
 import tarfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
+
+from noise2score.noise import make_noise
+from noise2score.noisy_copy import make_noisy, parse_folder_name
 
 START_ALLOWANCE = 35.0  # s: imports, data loading and worker start of train.py
 PACK_ALLOWANCE = 25.0  # s: packing the results
@@ -86,6 +91,27 @@ def shared_speed(configs: list[dict], seconds: float) -> float:
     return min(rates)
 
 
+def _make_one(folder: str, clean_root: str) -> str:
+    clean_set, family, level = parse_folder_name(folder)
+    make_noisy(Path(clean_root) / clean_set, folder, make_noise(family, level))
+    return folder
+
+
+def make_missing_noisy_folders(configs: list[dict], clean_root: str) -> None:
+    """The configs' missing data/noisy/<set>-<family><level> folders, made side by side
+    with ``make-noisy``'s defaults (seed 0): the same files as on any other machine."""
+    folders = {
+        config["data"].get(key)
+        for config in configs
+        for key in ("train_dir", "val_dir")
+        if config["data"].get(key) and parse_folder_name(config["data"][key])
+    }
+    missing = sorted(f for f in folders if not Path(f).is_dir())
+    with ProcessPoolExecutor() as pool:
+        for folder in pool.map(_make_one, missing, [clean_root] * len(missing)):
+            print(f"made {folder}", flush=True)
+
+
 def hms(seconds: float) -> str:
     s = max(60, int(seconds))
     return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -99,6 +125,7 @@ def main() -> int:
     parser.add_argument("--measure-seconds", type=float, default=12.0)
     parser.add_argument("--steps", type=int, help="skip the measurement and train this many steps")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train.py arguments")
+    parser.add_argument("--clean-root", default="../shared/datasets", help="for missing noisy copies")
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -108,6 +135,7 @@ def main() -> int:
 
     t0 = time.monotonic()
     configs = [yaml.safe_load(Path(c).read_text()) for c in args.configs]
+    make_missing_noisy_folders(configs, args.clean_root)
     steps = args.steps
     if steps is None:
         rate = shared_speed(configs, args.measure_seconds)

@@ -7,6 +7,7 @@ One fixed draw per image, seeded by (seed, file name), written as float32 TIFF
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,14 @@ from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
 
 RECORD_NAME = "noisy.json"
+# The folder names the configs use: data/noisy/<set>-<family><level>, e.g. cbsd432-gaussian50.
+FOLDER_NAME = re.compile(r"(?P<set>[a-z0-9]+)-(?P<family>gaussian|poisson|gamma)(?P<level>\d+(?:\.\d+)?)")
+
+
+def parse_folder_name(path: str | Path) -> tuple[str, str, float] | None:
+    """(clean set, noise family, level) of a noisy folder named as in configs/, else None."""
+    match = FOLDER_NAME.fullmatch(Path(path).name)
+    return (match["set"], match["family"], float(match["level"])) if match else None
 
 
 def make_noisy(

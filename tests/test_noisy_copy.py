@@ -34,3 +34,12 @@ def test_other_families_write_float_tiffs(noisy_folders, tmp_path, family, level
     )
     pixels = read_image(out / "img0.tif").pixels
     assert pixels.min() >= 0 and pixels.max() > 0
+
+
+def test_config_folder_names_say_which_noisy_copy_to_make():
+    from noise2score.noisy_copy import parse_folder_name
+
+    assert parse_folder_name("data/noisy/cbsd432-gaussian50") == ("cbsd432", "gaussian", 50.0)
+    assert parse_folder_name("data/noisy/set12-poisson0.05") == ("set12", "poisson", 0.05)
+    assert parse_folder_name("data/noisy/kodak24-gamma100") == ("kodak24", "gamma", 100.0)
+    assert parse_folder_name("../shared/datasets/cbsd432") is None
