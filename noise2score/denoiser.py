@@ -17,7 +17,7 @@ from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import make_noise
-from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, estimate_score
+from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
 
 
@@ -45,10 +45,12 @@ class Denoiser:
         overlap: int = DEFAULT_OVERLAP,
         batch_size: int = DEFAULT_BATCH,
         bf16: bool = False,
+        ensemble: bool = False,
     ) -> None:
         self.network = network.to(memory_format=torch.channels_last).eval()
         self.info = info
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
+        self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
 
     @property
     def family(self) -> str:
@@ -59,9 +61,16 @@ class Denoiser:
         return self.info.channels
 
     def score(self, y: Tensor) -> Tensor:
-        return estimate_score(
-            self.network, y, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size, bf16=self.bf16
-        )
+        def once(view: Tensor) -> Tensor:
+            options = {
+                "tile": self.tile,
+                "overlap": self.overlap,
+                "batch_size": self.batch_size,
+                "bf16": self.bf16,
+            }
+            return estimate_score(self.network, view, **options)
+
+        return ensemble_score(once, y) if self.ensemble else once(y)
 
     def denoise_tensor(
         self, y: Tensor, level: float | None = None, *, level_method: str = "auto"

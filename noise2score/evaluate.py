@@ -129,6 +129,7 @@ def summarise(
         "seed": spec.seed,
         "limit": spec.limit,
         "estimate_level": estimate_level,
+        "ensemble": bool(denoiser and denoiser.ensemble),
         "mean_psnr": float(np.mean([r["psnr"] for r in rows])),
         "mean_psnr8": float(np.mean([r["psnr8"] for r in rows])),
         "mean_ssim": float(np.mean([r["ssim"] for r in rows])),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from noise2score import __version__
 from noise2score.denoiser import load_denoiser
 from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.model_card import add_evaluation
@@ -53,6 +54,7 @@ def collect(
     baselines: tuple[str, ...] = BASELINES,
     color_baselines: tuple[str, ...] | None = None,
     only_cached: tuple[str, ...] = (),
+    previous: list[dict] | None = None,
     log=print,
 ) -> list[dict]:
     """Evaluate every bundled weight and the baselines on its test sets.
@@ -60,7 +62,10 @@ def collect(
     ``color_baselines`` overrides the list for colour sets: BM3D takes about half an hour
     per colour set on a small CPU. Baselines in ``only_cached`` are taken from the cache
     where all of a set is there, and left out of the row ("not run") where it is not.
+    ``previous`` (the rows of an earlier RESULTS.json) supplies our measurement where the
+    weights file, set, noise, seed and package version are all unchanged.
     """
+    kept = {_row_key(r["ours"]): r["ours"] for r in previous or []}
     rows = []
     for name in bundled_names():
         denoiser = load_denoiser(name)
@@ -69,7 +74,11 @@ def collect(
         for noise, dataset in [(n, d) for n in _noises(denoiser) for d in TEST_SETS[denoiser.channels]]:
             spec = EvalSpec(dataset, noise, seed, data_dir=data_dir)
             log(f"{name} on {dataset}, {noise}")
-            ours = evaluate(spec, denoiser=denoiser, estimate_level=blind)
+            ours = kept.get(_row_key(_spec_key(spec, denoiser, blind)))
+            if ours is None:
+                ours = evaluate(spec, denoiser=denoiser, estimate_level=blind)
+            else:
+                log("  unchanged since the last RESULTS.json: kept")
             row = {
                 "weights": name,
                 "dataset": dataset,
@@ -100,6 +109,26 @@ def collect(
             )
         add_evaluation(BUNDLED_DIR / f"{name}.safetensors", card_rows)
     return rows
+
+
+def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
+    noise = spec.noise
+    return {
+        "weights_sha256": denoiser.info.sha256,
+        "dataset": spec.dataset,
+        "noise": noise.family,
+        "level": noise.level,
+        "seed": spec.seed,
+        "limit": spec.limit,
+        "estimate_level": estimated,
+        "versions": {"noise2score": __version__},
+    }
+
+
+def _row_key(result: dict) -> tuple:
+    """What makes a measurement of our weights reusable: same file, inputs and code."""
+    names = ("weights_sha256", "dataset", "noise", "level", "seed", "limit", "estimate_level")
+    return (*(result.get(n) for n in names), result.get("versions", {}).get("noise2score"))
 
 
 def render(rows: list[dict]) -> str:
@@ -144,9 +173,14 @@ def _cell(result: dict, best: float) -> str:
     return f"{value} / {result['mean_ssim']:.3f}"
 
 
-def write_results(path: str | Path, data_dir: str | None, **options) -> Path:
-    rows = collect(data_dir, **options)
+def write_results(path: str | Path, data_dir: str | None, *, keep_unchanged: bool = False, **options) -> Path:
+    """Write RESULTS.md and RESULTS.json; ``keep_unchanged`` reuses the measurements of
+    weights unchanged since the last RESULTS.json (baselines come from their cache)."""
     path = Path(path)
+    previous_path = path.with_suffix(".json")
+    if keep_unchanged and previous_path.is_file():
+        options["previous"] = json.loads(previous_path.read_text())
+    rows = collect(data_dir, **options)
     path.write_text(render(rows))
     path.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     return path

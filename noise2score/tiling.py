@@ -99,6 +99,26 @@ def estimate_score(
     return score / weight
 
 
+# The eight symmetries of the square: (quarter turns, mirrored).
+DIHEDRAL = [(turns, mirror) for mirror in (False, True) for turns in range(4)]
+
+
+@torch.no_grad()
+def ensemble_score(score_fn, y: Tensor) -> Tensor:
+    """Mean of the score over the eight rotations and mirrorings of ``y``, each mapped
+    back. The score of images whose statistics do not change under these symmetries
+    transforms with the image, so every term estimates the same score and averaging
+    lowers the network's error (8x the work)."""
+    total = torch.zeros_like(y, dtype=torch.float32)
+    for turns, mirror in DIHEDRAL:
+        view = torch.rot90(y, turns, (2, 3))
+        view = view.flip(3) if mirror else view
+        out = score_fn(view)
+        out = out.flip(3) if mirror else out
+        total += torch.rot90(out, -turns, (2, 3))
+    return total / len(DIHEDRAL)
+
+
 def _tile_groups(h: int, w: int, tile: int, overlap: int) -> Iterator[list]:
     """Tiles grouped by shape, so each batch stacks tiles of one size."""
     groups: dict[tuple[int, int], list] = defaultdict(list)

@@ -175,3 +175,19 @@ def test_auto_model_choice_prefers_weights_of_the_level_then_blind_weights():
     assert models.card_and_levels("poisson")[1:] == (0.05, 0.05)  # the level boxes follow the model
     listed = [line for line in models.card(None).splitlines() if line.startswith("- ")]
     assert len(listed) == len(models.names)  # "auto" lists every model in one line, not whole cards
+
+
+def test_self_ensemble_is_per_request_and_bounded(noisy_image):
+    from noise2score.image_io import ImageError
+    from noise2score.webapp import DemoModels, run
+
+    folder, x = noisy_image
+    models = DemoModels([DEFAULT_WEIGHTS])
+    image = str(folder / "noisy.png")
+    plain = run(models, 10**6, image, DEFAULT_WEIGHTS, None, 25)
+    ensembled = run(models, 10**6, image, DEFAULT_WEIGHTS, None, 25, ensemble=True)
+    assert "self-ensemble" in ensembled[2] and "self-ensemble" not in plain[2]
+    assert psnr(read_image(ensembled[0]).pixels, x) > psnr(read_image(plain[0]).pixels, x) - 0.5
+    assert not models.get(DEFAULT_WEIGHTS).ensemble  # the served denoiser is left as it was
+    with pytest.raises(ImageError, match="8x the work"):
+        run(models, 128 * 128 * 4, image, DEFAULT_WEIGHTS, None, 25, ensemble=True)

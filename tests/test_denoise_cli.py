@@ -47,6 +47,18 @@ def test_api_keeps_layout_and_dtype(weights_file):
         denoiser.denoise(RNG.random((40, 50, 3)), level=25)
 
 
+def test_ensemble_option_reaches_the_score_and_keeps_the_shape(weights_file, tmp_path):
+    from noise2score import load_denoiser
+
+    image = RNG.random((40, 56)).astype(np.float32)
+    plain = load_denoiser(str(weights_file)).denoise(image, level=25)
+    ensembled = load_denoiser(str(weights_file), ensemble=True).denoise(image, level=25)
+    assert ensembled.shape == image.shape and not np.allclose(ensembled, plain)
+    write_image(tmp_path / "a.png", image[..., None])
+    assert _denoise(weights_file, tmp_path / "a.png", "--ensemble", "--output", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
 def test_16_bit_in_16_bit_out_and_inputs_untouched(weights_file, tmp_path):
     src = tmp_path / "in"
     src.mkdir()

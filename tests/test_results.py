@@ -35,3 +35,27 @@ def test_render_puts_measured_numbers_beside_the_paper_and_baselines():
     rows[0]["baselines"]["bm3d"] = _result(29.5, 0.85)  # the best of a row is bold, whoever it is
     assert "| **28.90** /" not in render(rows) and "| **29.50** / 0.850 |" in render(rows)
     assert "`noise2score evaluate --weights gaussian25-gray --dataset bsd68`" in text
+
+
+def test_keep_unchanged_reuses_only_rows_of_the_same_weights_file(monkeypatch):
+    from noise2score import results
+    from noise2score.evaluate import summarise
+
+    calls = []
+
+    def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
+        calls.append(spec.dataset)
+        row = {"name": "a.png", "psnr": 30.0, "psnr8": 30.0, "ssim": 0.9, "seconds": 0.0}
+        return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+    monkeypatch.setattr(results, "bundled_names", lambda: ["gaussian25-gray"])
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",)})
+    monkeypatch.setattr(results, "evaluate", fake_evaluate)
+    monkeypatch.setattr(results, "add_evaluation", lambda *args: None)  # leave the bundled card alone
+    first = results.collect(None, baselines=(), log=lambda *a: None)
+    assert calls == ["set12"]
+    again = results.collect(None, baselines=(), previous=first, log=lambda *a: None)
+    assert calls == ["set12"] and again[0]["ours"] == first[0]["ours"]
+    first[0]["ours"]["weights_sha256"] = "0" * 64  # the weights file changed since
+    results.collect(None, baselines=(), previous=first, log=lambda *a: None)
+    assert calls == ["set12", "set12"]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from noise2score.noise import make_noise
-from noise2score.tiling import ALIGN, estimate_score, tile_spans
+from noise2score.tiling import ALIGN, ensemble_score, estimate_score, tile_spans
 from noise2score.weights import DEFAULT_WEIGHTS, bundled_names, load_weights
 
 
@@ -66,3 +66,19 @@ def _whole_1024():
     x = torch.nn.functional.interpolate(x, size=(1024, 1024), mode="bilinear")
     y = make_noise("gaussian", 25).sample(x, generator=torch.Generator().manual_seed(0))
     return network, y, estimate_score(network, y)
+
+
+def test_self_ensemble_makes_any_operator_rotation_and_mirror_equivariant():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)  # a random kernel: not symmetric
+    y = torch.rand(1, 1, 24, 40)  # not square: turns change the shape
+    with torch.no_grad():
+        single = conv(y)
+        assert not torch.allclose(torch.rot90(conv(torch.rot90(y, 1, (2, 3))), -1, (2, 3)), single)
+        ens = ensemble_score(conv, y)
+        assert ens.shape == y.shape
+        assert torch.allclose(
+            torch.rot90(ensemble_score(conv, torch.rot90(y, 1, (2, 3))), -1, (2, 3)), ens, atol=1e-6
+        )
+        assert torch.allclose(ensemble_score(conv, y.flip(2)).flip(2), ens, atol=1e-6)
+        assert torch.allclose(ensemble_score(lambda t: 2 * t, y), 2 * y)  # equivariant already: unchanged
