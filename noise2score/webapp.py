@@ -149,10 +149,9 @@ def run(
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
-    if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > max_pixels // ENSEMBLE_COST:
-        raise ImageError(
-            f"the self-ensemble does 8x the work: it takes images up to {max_pixels // ENSEMBLE_COST} pixels"
-        )
+    bound = max_pixels // ENSEMBLE_COST
+    if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
+        raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")
     if model and model != AUTO:
         denoiser = models.get(model)
     else:
