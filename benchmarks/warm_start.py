@@ -13,7 +13,6 @@ to relearn the scale). Prints one line per weights and factor; ``--out`` writes 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 
@@ -46,8 +45,7 @@ def main() -> None:
     rows = []
     for name in args.weights.split(","):
         network, info = load_weights(name, source="network")
-        denoiser = Denoiser(network, dataclasses.replace(info, family=target.family, level=target.level))
-        scores = [denoiser.score(y) for _, y in inputs]
+        scores = [Denoiser(network, info).score(y) for _, y in inputs]  # read as the target's score
         for factor in FACTORS:
             noise = target.with_level(target.level * factor)
             values = [psnr(to_hwc(noise.tweedie(y, s)), x) for (x, y), s in zip(inputs, scores, strict=True)]

@@ -6,6 +6,7 @@ up in :meth:`Denoiser.denoise_tensor`.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -61,15 +62,14 @@ class Denoiser:
         return self.info.channels
 
     def score(self, y: Tensor) -> Tensor:
-        def once(view: Tensor) -> Tensor:
-            options = {
-                "tile": self.tile,
-                "overlap": self.overlap,
-                "batch_size": self.batch_size,
-                "bf16": self.bf16,
-            }
-            return estimate_score(self.network, view, **options)
-
+        once = functools.partial(
+            estimate_score,
+            self.network,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            bf16=self.bf16,
+        )
         return ensemble_score(once, y) if self.ensemble else once(y)
 
     def denoise_tensor(
