@@ -10,6 +10,7 @@ stem when a clean folder is given.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import kornia.augmentation as K
 import lightning as L
@@ -50,18 +51,26 @@ class DihedralAugment(torch.nn.Module):
 
 
 class RandomLevelNoise:
-    """Noise of one family at a level drawn uniformly from [low, high] per call."""
+    """Noise of one family at a level drawn from [low, high] per call: uniformly
+    (``spacing="uniform"``) or uniformly in log(level) (``"log"``: as many crops in
+    [0.005, 0.01] as in [0.05, 0.1])."""
 
-    def __init__(self, family: str, low: float, high: float) -> None:
+    def __init__(self, family: str, low: float, high: float, spacing: str = "uniform") -> None:
         if not 0 < low <= high:
             raise ValueError(f"synthetic_levels must satisfy 0 < low <= high, got {low}, {high}")
+        if spacing not in ("uniform", "log"):
+            raise ValueError(f"synthetic_spacing must be 'uniform' or 'log', got {spacing!r}")
         for level in (low, high):
             make_noise(family, level)  # an unknown family or level fails here, not mid-run
-        self.family, self.low, self.high = family, float(low), float(high)
+        self.family, self.low, self.high, self.spacing = family, float(low), float(high), spacing
 
     def __call__(self, patch: Tensor) -> dict:
         """{"y": noisy patch, "level": the level drawn}."""
-        level = self.low + (self.high - self.low) * torch.rand(()).item()
+        t = torch.rand(()).item()
+        if self.spacing == "log":
+            level = self.low * (self.high / self.low) ** t
+        else:
+            level = self.low + (self.high - self.low) * t
         return {"y": make_noise(self.family, level).sample(patch[None])[0], "level": torch.tensor(level)}
 
 
@@ -115,7 +124,8 @@ class NoisyFolderDataModule(L.LightningDataModule):
 
     With ``synthetic_noise`` and ``synthetic_levels`` set, ``train_dir`` holds clean
     images instead and every crop gets fresh noise of that family at a level drawn
-    uniformly from the range (level-agnostic training, as the paper's blind models).
+    from the range (level-agnostic training, as the paper's blind models), uniformly or,
+    with ``synthetic_spacing="log"``, uniformly in log(level).
     """
 
     def __init__(
@@ -131,6 +141,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
         num_workers: int = 0,  # >0 costs cores that the training step needs on a small CPU
         synthetic_noise: str | None = None,
         synthetic_levels: tuple[float, float] | None = None,
+        synthetic_spacing: Literal["uniform", "log"] = "uniform",
     ) -> None:
         super().__init__()
         if (synthetic_noise is None) != (synthetic_levels is None):
@@ -143,7 +154,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
             images = [t for _, t in load_folder(hp.train_dir, hp.channels)]
             corrupt = None
             if hp.synthetic_noise:
-                corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels)
+                corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels, hp.synthetic_spacing)
             self.train_set = NoisyPatches(images, hp.patch_size, hp.samples_per_epoch, corrupt)
         if hp.val_dir and not hasattr(self, "val_set"):
             noisy = load_folder(hp.val_dir, hp.channels)[: hp.val_limit]

@@ -201,6 +201,23 @@ def test_synthetic_mode_draws_a_level_per_crop_within_the_range():
         NoisyFolderDataModule("x", synthetic_noise="gaussian")
 
 
+def test_log_spacing_draws_as_many_crops_per_octave_of_level():
+    from noise2score.data import RandomLevelNoise
+
+    torch.manual_seed(0)
+    patch = torch.full((1, 8, 8), 0.5)
+    counts = {}
+    for spacing in ("uniform", "log"):
+        draw = RandomLevelNoise("poisson", 0.005, 0.08, spacing)
+        levels = torch.tensor([draw(patch)["level"].item() for _ in range(4000)])
+        assert levels.min() >= 0.005 and levels.max() <= 0.08
+        counts[spacing] = [((levels >= lo) & (levels < 2 * lo)).float().mean().item() for lo in (0.005, 0.04)]
+    assert all(abs(share - 0.25) < 0.03 for share in counts["log"])  # four octaves, one each
+    assert counts["uniform"][0] < 0.1 and counts["uniform"][1] > 0.45
+    with pytest.raises(ValueError, match="synthetic_spacing"):
+        RandomLevelNoise("poisson", 0.005, 0.08, "linear")
+
+
 def test_warm_start_loads_the_named_weights(tmp_path):
     from safetensors.torch import save_file
 
