@@ -39,6 +39,10 @@ def _training_facts(checkpoint: Path) -> dict:
     init = facts["model"].get("init_weights")
     if init and str(init).endswith(".ckpt") and Path(init).is_file():
         facts["warm_start"] = _training_facts(Path(init))  # an earlier stage: its facts too
+    elif init:
+        earlier_card = _card_of(init)  # exported weights: their card holds their training
+        if earlier_card.get("training"):
+            facts["warm_start"] = {"weights": str(init), **earlier_card["training"]}
     earlier = facts.get("warm_start", {})
     facts["total_steps"] = facts["steps"] + earlier.get("total_steps", 0)
     facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier.get("total_wall_time_s", 0)
@@ -48,6 +52,17 @@ def _training_facts(checkpoint: Path) -> dict:
         facts["noisy_training_data"] = {k: noisy[k] for k in ("noise", "level", "seed", "source")}
         facts["noisy_training_data"]["images"] = len(noisy["files"])
     return facts
+
+
+def _card_of(name_or_path: str) -> dict:
+    """The model card of bundled weights or of a .safetensors file; {} if none."""
+    from noise2score.weights import resolve
+
+    try:
+        card = resolve(name_or_path).with_suffix(".json")
+    except FileNotFoundError:
+        return {}
+    return json.loads(card.read_text()) if card.is_file() else {}
 
 
 def write_card(
@@ -119,15 +134,18 @@ def _describe_data(facts: dict) -> str:
     data, init = facts["data"], facts["model"].get("init_weights")
     if init and str(init).endswith(".ckpt"):
         warm = f"; continues the network of the earlier run {init} (facts: training.warm_start)"
+    elif init and facts.get("warm_start"):
+        warm = f"; continues the weights {init} as exported then (facts: training.warm_start)"
     else:
         warm = f"; warm start from the weights {init}" if init else ""
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]
+        spacing = "in log(level) " if data.get("synthetic_spacing") == "log" else ""
         return (
             f"clean images of {data['train_dir']}, each {data['patch_size']}x{data['patch_size']} "
             f"crop made noisy on the fly with {data['synthetic_noise']} noise at a level drawn "
-            f"uniformly in [{low:g}, {high:g}] (as the paper's blind models); the loss sees "
-            f"only the noisy crops{warm}"
+            f"uniformly {spacing}in [{low:g}, {high:g}] (as the paper's blind models); the loss "
+            f"sees only the noisy crops{warm}"
         )
     noisy = facts.get("noisy_training_data")
     if not noisy:

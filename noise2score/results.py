@@ -63,9 +63,11 @@ def collect(
     per colour set on a small CPU. Baselines in ``only_cached`` are taken from the cache
     where all of a set is there, and left out of the row ("not run") where it is not.
     ``previous`` (the rows of an earlier RESULTS.json) supplies our measurement where the
-    weights file, set, noise, seed and package version are all unchanged.
+    weights file, set, noise, seed and package version are all unchanged, and a baseline's
+    where its cache does not have it (a fresh checkout has no cache).
     """
     kept = {_row_key(r["ours"]): r["ours"] for r in previous or []}
+    kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
     rows = []
     for name in bundled_names():
         denoiser = load_denoiser(name)
@@ -90,6 +92,11 @@ def collect(
             }
             methods = color_baselines if denoiser.channels == 3 and color_baselines else baselines
             for method in methods:
+                earlier = kept.get((method, _row_key(_spec_key(spec, None, False))))
+                if earlier is not None and not baseline_cached(spec, method):
+                    log(f"  baseline {method}: kept from the last RESULTS.json")
+                    row["baselines"][method] = earlier
+                    continue
                 if method in only_cached and not baseline_cached(spec, method):
                     log(f"  baseline {method}: not in the cache, left out")
                     continue
@@ -112,9 +119,10 @@ def collect(
 
 
 def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
+    """The key fields of a measurement of ``denoiser`` (None: a baseline) on ``spec``."""
     noise = spec.noise
     return {
-        "weights_sha256": denoiser.info.sha256,
+        "weights_sha256": denoiser.info.sha256 if denoiser is not None else None,
         "dataset": spec.dataset,
         "noise": noise.family,
         "level": noise.level,
@@ -175,7 +183,8 @@ def _cell(result: dict, best: float) -> str:
 
 def write_results(path: str | Path, data_dir: str | None, *, keep_unchanged: bool = False, **options) -> Path:
     """Write RESULTS.md and RESULTS.json; ``keep_unchanged`` reuses the measurements of
-    weights unchanged since the last RESULTS.json (baselines come from their cache)."""
+    weights unchanged since the last RESULTS.json, and its baselines where their cache
+    lacks them."""
     path = Path(path)
     previous_path = path.with_suffix(".json")
     if keep_unchanged and previous_path.is_file():

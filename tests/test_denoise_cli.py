@@ -183,3 +183,14 @@ def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_
     assert [(r["device"], r["from_step"]) for r in record] == [("cpu", 0)]
     assert card["hardware"] == record[-1]
     assert card["training"]["warm_start"]["hardware"][0]["device"] == "cpu"
+
+    # A stage started from exported weights takes the earlier facts from their card.
+    first_out = tmp_path / "first.safetensors"
+    assert main(["export", str(ckpt), str(first_out), "--config", "a.yaml"]) == 0
+    fit(tmp_path / "three", 1, "--model.init_weights", str(first_out))
+    out3 = tmp_path / "m3.safetensors"
+    assert main(["export", str(tmp_path / "three" / "checkpoints" / "last.ckpt"), str(out3)]) == 0
+    card3 = json.loads(out3.with_suffix(".json").read_text())
+    assert card3["training"]["warm_start"]["weights"] == str(first_out)
+    assert card3["training"]["warm_start"]["steps"] == 2 and card3["training"]["total_steps"] == 3
+    assert "continues the weights" in card3["trained_on"]

@@ -59,3 +59,28 @@ def test_keep_unchanged_reuses_only_rows_of_the_same_weights_file(monkeypatch):
     first[0]["ours"]["weights_sha256"] = "0" * 64  # the weights file changed since
     results.collect(None, baselines=(), previous=first, log=lambda *a: None)
     assert calls == ["set12", "set12"]
+
+
+def test_keep_unchanged_keeps_baselines_that_the_cache_lacks(monkeypatch):
+    from noise2score import results
+    from noise2score.evaluate import summarise
+
+    calls = []
+
+    def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
+        calls.append(method)
+        row = {"name": "a.png", "psnr": 30.0, "psnr8": 30.0, "ssim": 0.9, "seconds": 0.0}
+        return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+    monkeypatch.setattr(results, "bundled_names", lambda: ["gaussian25-gray"])
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",)})
+    monkeypatch.setattr(results, "evaluate", fake_evaluate)
+    monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
+    monkeypatch.setattr(results, "baseline_cached", lambda spec, method: False)  # a fresh checkout
+    quiet = {"log": lambda *a: None, "baselines": ("noisy", "bm3d")}
+    first = results.collect(None, **quiet)
+    assert calls == [None, "noisy", "bm3d"]
+    again = results.collect(None, previous=first, only_cached=("bm3d",), **quiet)
+    assert calls == [None, "noisy", "bm3d"] and again[0]["baselines"] == first[0]["baselines"]
+    results.collect(None, only_cached=("bm3d",), **quiet)  # nothing to keep: bm3d left out
+    assert calls == [None, "noisy", "bm3d", None, "noisy"]
