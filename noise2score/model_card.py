@@ -44,8 +44,10 @@ def _training_facts(checkpoint: Path) -> dict:
         if earlier_card.get("training"):
             facts["warm_start"] = {"weights": str(init), **earlier_card["training"]}
     earlier = facts.get("warm_start", {})
-    facts["total_steps"] = facts["steps"] + earlier.get("total_steps", 0)
-    facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier.get("total_wall_time_s", 0)
+    # Older cards record one stage only: their own steps and wall time.
+    facts["total_steps"] = facts["steps"] + earlier.get("total_steps", earlier.get("steps", 0))
+    earlier_wall = earlier.get("total_wall_time_s", earlier.get("wall_time_s", 0))
+    facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier_wall
     record = Path(facts["data"].get("train_dir", "")) / "noisy.json"
     if record.is_file():
         noisy = json.loads(record.read_text())
@@ -135,7 +137,7 @@ def _describe_data(facts: dict) -> str:
     if init and str(init).endswith(".ckpt"):
         warm = f"; continues the network of the earlier run {init} (facts: training.warm_start)"
     elif init and facts.get("warm_start"):
-        warm = f"; continues the weights {init} as exported then (facts: training.warm_start)"
+        warm = f"; warm start from the weights {init} (their training: training.warm_start)"
     else:
         warm = f"; warm start from the weights {init}" if init else ""
     if data.get("synthetic_noise"):

@@ -41,9 +41,6 @@ class Noise2Score(L.LightningModule):
     sigma_a_steps: ramp length in steps; None ramps over the whole run.
     sigma_a_kind: "ramp" (one scalar per batch) or "gaussian" (per-sample N(0, delta^2)).
     antithetic: pair each perturbation u with -u (lower-variance gradient).
-    level_weighting: blind training only: weigh each crop's loss by
-        ``NoiseModel.loss_weight`` of its level (normalised to mean 1 per batch), so
-        that no level dominates (Poisson; a no-op for Gaussian and Gamma).
     lr, betas, lr_schedule: Adam; "cosine" decays to 1% over the run, "step" is the
         authors' x0.1 at half-way, "constant" none.
     ema_decay: exponential moving average of the weights, used for validation and
@@ -65,7 +62,6 @@ class Noise2Score(L.LightningModule):
         sigma_a_steps: int | None = None,
         sigma_a_kind: Literal["ramp", "gaussian"] = "ramp",
         antithetic: bool = False,
-        level_weighting: bool = False,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         lr_schedule: Literal["cosine", "step", "constant"] = "cosine",
@@ -147,14 +143,9 @@ class Noise2Score(L.LightningModule):
     def training_step(self, batch: Tensor | dict, batch_idx: int) -> Tensor:
         y = batch["y"] if isinstance(batch, dict) else batch
         sigma_a = self._schedule.draw(self.global_step, y.shape[0])
-        weight = None
         if isinstance(batch, dict):  # synthetic data: each crop has its own level
-            levels = batch["level"].float().cpu()
-            sigma_a = sigma_a * self.noise.sigma_a_scale(levels).view(-1, 1, 1, 1)
-            if self.hparams.level_weighting:
-                weight = self.noise.loss_weight(levels).view(-1, 1, 1, 1)
-                weight = weight / weight.mean()
-        loss = ardae_loss(self.network, y, sigma_a, antithetic=self.hparams.antithetic, weight=weight)
+            sigma_a = sigma_a * self.noise.sigma_a_scale(batch["level"].float().cpu()).view(-1, 1, 1, 1)
+        loss = ardae_loss(self.network, y, sigma_a, antithetic=self.hparams.antithetic)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sigma_a", sigma_a.abs().mean())
         return loss

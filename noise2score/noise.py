@@ -57,13 +57,6 @@ class NoiseModel:
         dominate it and the high levels are left unlearnt)."""
         raise NotImplementedError
 
-    def loss_weight(self, levels: Tensor) -> Tensor:
-        """Relative loss weight of crops noisy at ``levels`` (blind training), so that
-        every level's score error weighs alike: with sigma_a scaled by
-        ``sigma_a_scale``, the AR-DAE loss carries sigma_a^2 |R - s|^2, which is level-free
-        for Gaussian and Gamma noise (ones here)."""
-        return torch.ones_like(levels)
-
     def __str__(self) -> str:
         return f"{self.family} {self.unit}={self.level:g}"
 
@@ -126,11 +119,6 @@ class PoissonNoise(NoiseModel):
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
         # Also: Poisson values lie on a lattice of step zeta, which sigma_a must smooth.
         return levels / self.zeta
-
-    def loss_weight(self, levels: Tensor) -> Tensor:
-        # sigma_a ~ zeta and |s|^2 ~ 1 / (zeta x): a crop's score error weighs in
-        # proportion to its zeta, so the high levels would take over (RECIPES.md).
-        return self.zeta / levels
 
 
 @dataclass(frozen=True)

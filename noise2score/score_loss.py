@@ -57,7 +57,6 @@ def ardae_loss(
     sigma_a: Tensor,
     *,
     antithetic: bool = False,
-    weight: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """AR-DAE loss of ``score_fn`` on noisy images ``y`` (B, C, H, W).
@@ -66,8 +65,6 @@ def ardae_loss(
     With ``antithetic=True`` each u is paired with -u on the same input (one batch of
     2B): the cross term u * R(y + sigma_a u), almost pure noise at small sigma_a,
     cancels to first order, which lowers the variance of the gradient.
-    ``weight`` (B, 1, 1, 1), if given, weighs each sample's squared residual (blind
-    training: see ``NoiseModel.loss_weight``).
     """
     u = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
     sigma_a = sigma_a.to(device=y.device, dtype=y.dtype)
@@ -76,9 +73,5 @@ def ardae_loss(
         y = torch.cat([y, y])
         if sigma_a.dim() > 0 and sigma_a.shape[0] > 1:
             sigma_a = torch.cat([sigma_a, sigma_a])
-        if weight is not None:
-            weight = torch.cat([weight, weight])
     residual = u + sigma_a * score_fn(y + sigma_a * u)
-    if weight is None:
-        return residual.square().mean()
-    return (weight.to(device=y.device, dtype=y.dtype) * residual.square()).mean()
+    return residual.square().mean()

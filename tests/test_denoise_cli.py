@@ -193,4 +193,4 @@ def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_
     card3 = json.loads(out3.with_suffix(".json").read_text())
     assert card3["training"]["warm_start"]["weights"] == str(first_out)
     assert card3["training"]["warm_start"]["steps"] == 2 and card3["training"]["total_steps"] == 3
-    assert "continues the weights" in card3["trained_on"]
+    assert f"from the weights {first_out} (their training" in card3["trained_on"]

@@ -275,28 +275,6 @@ def test_blind_poisson_scales_sigma_a_with_each_crops_zeta(monkeypatch):
     assert torch.allclose(seen["sigma_a"].flatten(), torch.tensor([0.01, 0.01]))
 
 
-def test_level_weighting_weighs_each_crop_by_its_level(monkeypatch):
-    import noise2score.module as module_file
-
-    seen = {}
-
-    def spy(network, y, sigma_a, weight=None, **kwargs):
-        seen["weight"] = weight
-        return y.mean()
-
-    monkeypatch.setattr(module_file, "ardae_loss", spy)
-    batch = {"y": torch.rand(2, 1, 32, 32), "level": torch.tensor([0.01, 0.04])}
-    for weighting, expected in ((False, None), (True, [1.6, 0.4])):  # 1 : 1/4, mean 1
-        model = Noise2Score(noise="poisson", level=0.01, level_weighting=weighting)
-        model._schedule = SigmaASchedule(start=0.01, end=0.005, steps=10)
-        model.log = lambda *args, **kwargs: None
-        model.training_step(batch, 0)
-        if expected is None:
-            assert seen["weight"] is None
-        else:
-            assert torch.allclose(seen["weight"].flatten(), torch.tensor(expected))
-
-
 def test_last_checkpoint_holds_the_final_step_between_periodic_saves(noisy_folders, tmp_path):
     main(_smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "60"))  # saves every 50
     state = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
