@@ -92,12 +92,13 @@ def collect(
             }
             methods = color_baselines if denoiser.channels == 3 and color_baselines else baselines
             for method in methods:
+                cached = baseline_cached(spec, method)  # reads one cache file per image
                 earlier = kept.get((method, _row_key(_spec_key(spec, None, False))))
-                if earlier is not None and not baseline_cached(spec, method):
+                if earlier is not None and not cached:
                     log(f"  baseline {method}: kept from the last RESULTS.json")
                     row["baselines"][method] = earlier
                     continue
-                if method in only_cached and not baseline_cached(spec, method):
+                if method in only_cached and not cached:
                     log(f"  baseline {method}: not in the cache, left out")
                     continue
                 log(f"  baseline {method}")
