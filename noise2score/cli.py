@@ -111,7 +111,8 @@ def _weights(args: argparse.Namespace) -> int:
         _, info = load_weights(name)
         headline = info.card.get("headline", "")
         level = f"levels {info.levels[0]:g}-{info.levels[1]:g}" if info.blind else f"level {info.level:g}"
-        print(f"{name:24s} {info.family:9s} {level:17s} {info.channels}ch  {headline}")
+        channels = f"{info.channels}ch" + (" (each alone)" if info.per_channel else "")
+        print(f"{name:24s} {info.family:9s} {level:17s} {channels:16s} {headline}")
     return 0
 
 

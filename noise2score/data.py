@@ -36,12 +36,22 @@ def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[s
 
 
 class DihedralAugment(torch.nn.Module):
-    """Random crop, then random flips and transpose (the 8 symmetries of a square)."""
+    """Random crop, then random flips and transpose (the 8 symmetries of a square).
 
-    def __init__(self, patch_size: int) -> None:
+    ``channel_shuffle`` > 0 also permutes the colour channels of that share of crops at
+    random. The noise of every family here acts on each channel alike and independently,
+    so a permuted noisy crop is a noisy crop of a permuted clean one: the data stay
+    noisy-only, and the network sees colours (a dark blue channel beside a bright red
+    one) that 432 training images rarely show.
+    """
+
+    def __init__(self, patch_size: int, channel_shuffle: float = 0.0) -> None:
         super().__init__()
         self.crop = K.RandomCrop((patch_size, patch_size), pad_if_needed=True, padding_mode="reflect")
-        self.flips = K.AugmentationSequential(K.RandomHorizontalFlip(), K.RandomVerticalFlip())
+        flips = [K.RandomHorizontalFlip(), K.RandomVerticalFlip()]
+        if channel_shuffle > 0:
+            flips.append(K.RandomChannelShuffle(p=channel_shuffle))
+        self.flips = K.AugmentationSequential(*flips)
 
     def forward(self, image: Tensor) -> Tensor:
         patch = self.flips(self.crop(image[None]))[0]
@@ -87,10 +97,11 @@ class NoisyPatches(Dataset):
         patch_size: int,
         samples_per_epoch: int,
         corrupt: RandomLevelNoise | None = None,
+        channel_shuffle: float = 0.0,
     ) -> None:
         self.images = images
         self.samples_per_epoch = samples_per_epoch
-        self.augment = DihedralAugment(patch_size)
+        self.augment = DihedralAugment(patch_size, channel_shuffle)
         self.corrupt = corrupt
 
     def __len__(self) -> int:
@@ -142,8 +153,11 @@ class NoisyFolderDataModule(L.LightningDataModule):
         synthetic_noise: str | None = None,
         synthetic_levels: tuple[float, float] | None = None,
         synthetic_spacing: Literal["uniform", "log"] = "uniform",
+        channel_shuffle: float = 0.0,  # share of crops whose colour channels are permuted
     ) -> None:
         super().__init__()
+        if not 0.0 <= channel_shuffle <= 1.0:
+            raise ValueError(f"channel_shuffle is a probability in [0, 1], got {channel_shuffle}")
         if (synthetic_noise is None) != (synthetic_levels is None):
             raise ValueError("synthetic_noise and synthetic_levels go together: set both or neither")
         self.save_hyperparameters()
@@ -155,7 +169,9 @@ class NoisyFolderDataModule(L.LightningDataModule):
             corrupt = None
             if hp.synthetic_noise:
                 corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels, hp.synthetic_spacing)
-            self.train_set = NoisyPatches(images, hp.patch_size, hp.samples_per_epoch, corrupt)
+            self.train_set = NoisyPatches(
+                images, hp.patch_size, hp.samples_per_epoch, corrupt, hp.channel_shuffle
+            )
         if hp.val_dir and not hasattr(self, "val_set"):
             noisy = load_folder(hp.val_dir, hp.channels)[: hp.val_limit]
             clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None

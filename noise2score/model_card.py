@@ -87,6 +87,7 @@ def write_card(
         "level": hp["level"],
         "levels": hp.get("levels"),
         "channels": hp["channels"],
+        **({"per_channel": True} if hp.get("per_channel") else {}),
         "network": hp["network"],
         "trained_on": _describe_data(facts),
         "training": facts,
@@ -140,6 +141,8 @@ def _describe_data(facts: dict) -> str:
         warm = f"; warm start from the weights {init} (their training: training.warm_start)"
     else:
         warm = f"; warm start from the weights {init}" if init else ""
+    if facts["model"].get("per_channel"):
+        warm += "; one network for one channel, trained on each colour channel of a crop alone"
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]
         spacing = "in log(level) " if data.get("synthetic_spacing") == "log" else ""

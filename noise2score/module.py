@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from noise2score.denoiser import Denoiser
 from noise2score.metrics import psnr
-from noise2score.networks import build_network
+from noise2score.networks import ChannelFolded, build_network
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -28,7 +28,10 @@ class Noise2Score(L.LightningModule):
 
     Parameters
     ----------
-    network, channels: score network name (see ``networks.NETWORKS``) and 1 or 3.
+    network, channels: score network name (see ``networks.NETWORKS``) and the images'
+        channels, 1 or 3.
+    per_channel: train a one-channel network on each channel of colour crops alone (and
+        denoise colour images channel by channel); it can start from gray weights.
     noise, level: noise family and level in paper units (sigma /255, zeta, k); for
         blind weights ``level`` is only the validation level.
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
@@ -53,6 +56,7 @@ class Noise2Score(L.LightningModule):
         self,
         network: str = "n2n_unet",
         channels: int = 1,
+        per_channel: bool = False,
         noise: str = "gaussian",
         level: float = 25.0,
         levels: tuple[float, float] | None = None,
@@ -72,7 +76,7 @@ class Noise2Score(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.noise = make_noise(noise, level)
-        self.network = build_network(network, channels)
+        self.network = build_network(network, 1 if per_channel else channels)
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.ema = (
@@ -88,6 +92,10 @@ class Noise2Score(L.LightningModule):
     def scorer(self) -> torch.nn.Module:
         """The network used to denoise: the EMA copy when there is one."""
         return self.ema.module if self.ema is not None else self.network
+
+    def _score_fn(self, network: torch.nn.Module) -> torch.nn.Module:
+        """``network`` as a score of the images: run on each channel alone if per-channel."""
+        return ChannelFolded(network) if self.hparams.per_channel else network
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams
@@ -118,10 +126,11 @@ class Noise2Score(L.LightningModule):
 
     def _warm_start(self, name_or_path: str) -> None:
         network, info = load_weights(name_or_path, source="network")
-        if (info.network, info.channels) != (self.hparams.network, self.hparams.channels):
+        ours = 1 if self.hparams.per_channel else self.hparams.channels
+        if (info.network, info.network_channels) != (self.hparams.network, ours):
             raise ValueError(
-                f"init_weights {name_or_path}: {info.network} with {info.channels} channel(s), "
-                f"this model is {self.hparams.network} with {self.hparams.channels}"
+                f"init_weights {name_or_path}: {info.network} with {info.network_channels} channel(s), "
+                f"this model is {self.hparams.network} with {ours}"
             )
         self.network.load_state_dict(network.state_dict())
 
@@ -132,7 +141,10 @@ class Noise2Score(L.LightningModule):
         """The scoring network (or ``network``) as a :class:`Denoiser`, the path
         inference uses."""
         hp = self.hparams
-        info = WeightsInfo(hp.network, hp.channels, self.noise.family, self.noise.level, levels=hp.levels)
+        noise = self.noise
+        info = WeightsInfo(
+            hp.network, hp.channels, noise.family, noise.level, levels=hp.levels, per_channel=hp.per_channel
+        )
         return Denoiser(self.scorer if network is None else network, info, tile=hp.val_tile)
 
     def denoise(self, y: Tensor, network: torch.nn.Module | None = None) -> Tensor:
@@ -145,7 +157,7 @@ class Noise2Score(L.LightningModule):
         sigma_a = self._schedule.draw(self.global_step, y.shape[0])
         if isinstance(batch, dict):  # synthetic data: each crop has its own level
             sigma_a = sigma_a * self.noise.sigma_a_scale(batch["level"].float().cpu()).view(-1, 1, 1, 1)
-        loss = ardae_loss(self.network, y, sigma_a, antithetic=self.hparams.antithetic)
+        loss = ardae_loss(self._score_fn(self.network), y, sigma_a, antithetic=self.hparams.antithetic)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sigma_a", sigma_a.abs().mean())
         return loss
@@ -169,7 +181,7 @@ class Noise2Score(L.LightningModule):
         generator = torch.Generator(y.device).manual_seed(VAL_SEED + self.global_rank)
         end = torch.tensor(self.sigma_a_schedule().end)
         with torch.no_grad():
-            loss = ardae_loss(self.scorer, y, end, generator=generator)
+            loss = ardae_loss(self._score_fn(self.scorer), y, end, generator=generator)
         self.log(f"{prefix}/loss", loss, batch_size=1)
         if "x" in batch:
             self.log(f"{prefix}/psnr", psnr(self.denoise(y), batch["x"]), batch_size=1, prog_bar=True)

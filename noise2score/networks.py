@@ -73,6 +73,20 @@ def _reflect_pad(y: Tensor, pad_h: int, pad_w: int) -> Tensor:
     return F.pad(y, (0, pad_w, 0, pad_h), mode=mode)
 
 
+class ChannelFolded(nn.Module):
+    """Runs a one-channel network on each channel of a (B, C, H, W) batch alone, as a
+    batch of B*C gray images. Wrap at use, not in a model: the state dict stays the
+    inner network's."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, y: Tensor) -> Tensor:
+        b, c, h, w = y.shape
+        return self.network(y.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
+
+
 NETWORKS = {"n2n_unet": N2NUNet}
 
 

@@ -26,13 +26,14 @@ class WeightsInfo:
     """What a set of weights is: enough to rebuild the network and the noise model."""
 
     network: str
-    channels: int
+    channels: int  # of the images it denoises
     family: str
     level: float  # blind weights: the level they were validated at
     name: str = ""
     levels: tuple[float, float] | None = None  # training range of blind weights
     card: dict = field(default_factory=dict)
     sha256: str = ""
+    per_channel: bool = False  # a one-channel network run on each colour channel alone
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -42,7 +43,13 @@ class WeightsInfo:
             "level": repr(self.level),
             "name": self.name,
             **({"levels": f"{self.levels[0]!r},{self.levels[1]!r}"} if self.levels else {}),
+            **({"per_channel": "true"} if self.per_channel else {}),
         }
+
+    @property
+    def network_channels(self) -> int:
+        """Input channels of the network itself: 1 for per-channel weights."""
+        return 1 if self.per_channel else self.channels
 
     @property
     def blind(self) -> bool:
@@ -80,7 +87,7 @@ def load_weights(name_or_path: str | Path, *, source: str = "ema") -> tuple[torc
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         info.card = json.loads(card_path.read_text())
-    network = build_network(info.network, info.channels)
+    network = build_network(info.network, info.network_channels)
     network.load_state_dict(state)
     return network.eval(), info
 
@@ -98,6 +105,7 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
         float(meta["level"]),
         name=meta.get("name") or path.stem,
         levels=tuple(float(v) for v in meta["levels"].split(",")) if meta.get("levels") else None,
+        per_channel=meta.get("per_channel") == "true",
     )
     return load_file(str(path)), info
 
@@ -114,7 +122,13 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     levels = tuple(float(v) for v in hp["levels"]) if hp.get("levels") else None
     info = WeightsInfo(
-        hp["network"], int(hp["channels"]), hp["noise"], float(hp["level"]), name=path.stem, levels=levels
+        hp["network"],
+        int(hp["channels"]),
+        hp["noise"],
+        float(hp["level"]),
+        name=path.stem,
+        levels=levels,
+        per_channel=bool(hp.get("per_channel", False)),
     )
     return weights, info
 

@@ -218,6 +218,23 @@ def test_log_spacing_draws_as_many_crops_per_octave_of_level():
         RandomLevelNoise("poisson", 0.005, 0.08, "linear")
 
 
+def test_channel_shuffle_permutes_colours_of_the_chosen_share_of_crops():
+    from noise2score.data import NoisyPatches
+
+    torch.manual_seed(0)
+    rgb = torch.stack([torch.full((16, 16), value) for value in (0.1, 0.5, 0.9)])
+    orders = {}
+    for share in (0.0, 0.5):
+        patches = NoisyPatches([rgb], 8, 600, channel_shuffle=share)
+        firsts = [tuple(patches[i][:, 0, 0].tolist()) for i in range(len(patches))]
+        assert all(sorted(first) == sorted(firsts[0]) for first in firsts)  # values kept
+        orders[share] = sum(first != tuple(rgb[:, 0, 0].tolist()) for first in firsts) / len(firsts)
+    assert orders[0.0] == 0
+    assert 0.3 < orders[0.5] < 0.5  # half the crops shuffled; 1 in 6 of those keeps the order
+    with pytest.raises(ValueError, match="channel_shuffle"):
+        NoisyFolderDataModule("x", channel_shuffle=1.5)
+
+
 def test_warm_start_loads_the_named_weights(tmp_path):
     from safetensors.torch import save_file
 
@@ -252,6 +269,43 @@ def test_blind_run_exports_weights_that_know_their_range(noisy_folders, tmp_path
     assert "on the fly" in json.loads(out.with_suffix(".json").read_text())["trained_on"]
     with pytest.raises(ValueError, match="synthetic_noise is 'poisson'"):
         main([*args, "--data.synthetic_noise", "poisson", "--data.synthetic_levels", "[0.01, 0.05]"])
+
+
+def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path):
+    from safetensors.torch import save_file
+
+    from noise2score.cli import main as cli
+    from noise2score.denoiser import load_denoiser
+    from noise2score.image_io import write_image
+    from noise2score.networks import build_network
+    from noise2score.noise import make_noise
+    from noise2score.noisy_copy import make_noisy
+    from noise2score.weights import WeightsInfo
+    from tests.conftest import clean_crops
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i, crop in enumerate(clean_crops(channels=3)):
+        write_image(clean / f"img{i}.png", crop)
+    make_noisy(clean, tmp_path / "noisy", make_noise("gaussian", 25), seed=0)
+    gray = build_network("n2n_unet", 1)
+    start = tmp_path / "gray.safetensors"
+    save_file(gray.state_dict(), str(start), metadata=WeightsInfo("n2n_unet", 1, "gaussian", 25.0).metadata())
+
+    folders = {"noisy": tmp_path / "noisy", "clean": clean}
+    args = _smoke_args(folders, tmp_path / "run", "--trainer.max_steps", "2", "--data.channels", "3")
+    main([*args, "--model.per_channel", "true", "--model.init_weights", str(start)])
+    out = tmp_path / "colour.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out), "--source", "network"]) == 0
+    denoiser = load_denoiser(str(out))
+    assert denoiser.channels == 3 and denoiser.info.per_channel
+    assert json.loads(out.with_suffix(".json").read_text())["per_channel"] is True
+
+    y = torch.rand(1, 3, 64, 64)
+    alone = torch.cat([denoiser.network(y[:, c : c + 1]) for c in range(3)], 1)
+    assert torch.allclose(denoiser.score(y), alone, atol=1e-5)  # each channel on its own
+    with pytest.raises(ValueError, match="1 channel.*with 3"):
+        Noise2Score(channels=3, init_weights=str(start)).setup("fit")  # not per channel: 3-channel net
 
 
 def test_blind_poisson_scales_sigma_a_with_each_crops_zeta(monkeypatch):
