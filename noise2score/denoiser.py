@@ -17,7 +17,7 @@ from torch import Tensor
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.networks import ChannelFolded
+from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
@@ -51,7 +51,7 @@ class Denoiser:
     ) -> None:
         self.network = network.to(memory_format=torch.channels_last).eval()
         self.info = info
-        self._scorer = ChannelFolded(self.network) if info.per_channel else self.network
+        self._scorer = channel_scorer(self.network, per_channel=info.per_channel, context=info.context)
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
         self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
 

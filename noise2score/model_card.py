@@ -88,6 +88,7 @@ def write_card(
         "levels": hp.get("levels"),
         "channels": hp["channels"],
         **({"per_channel": True} if hp.get("per_channel") else {}),
+        **({"channel_context": True} if hp.get("channel_context") else {}),
         "network": hp["network"],
         "trained_on": _describe_data(facts),
         "training": facts,
@@ -141,7 +142,9 @@ def _describe_data(facts: dict) -> str:
         warm = f"; warm start from the weights {init} (their training: training.warm_start)"
     else:
         warm = f"; warm start from the weights {init}" if init else ""
-    if facts["model"].get("per_channel"):
+    if facts["model"].get("channel_context"):
+        warm += "; one network for one channel, trained on each channel of a crop, the other two as context"
+    elif facts["model"].get("per_channel"):
         warm += "; one network for one channel, trained on each colour channel of a crop alone"
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from noise2score.denoiser import Denoiser
 from noise2score.metrics import psnr
-from noise2score.networks import ChannelFolded, build_network
+from noise2score.networks import build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -32,6 +32,9 @@ class Noise2Score(L.LightningModule):
         channels, 1 or 3.
     per_channel: train a one-channel network on each channel of colour crops alone (and
         denoise colour images channel by channel); it can start from gray weights.
+    channel_context: with ``per_channel``, each channel's pass also sees the other
+        channels (a network of C inputs and one output); it can start from gray or
+        per-channel weights, the added inputs at zero.
     noise, level: noise family and level in paper units (sigma /255, zeta, k); for
         blind weights ``level`` is only the validation level.
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
@@ -57,6 +60,7 @@ class Noise2Score(L.LightningModule):
         network: str = "n2n_unet",
         channels: int = 1,
         per_channel: bool = False,
+        channel_context: bool = False,
         noise: str = "gaussian",
         level: float = 25.0,
         levels: tuple[float, float] | None = None,
@@ -75,8 +79,11 @@ class Noise2Score(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if channel_context and not per_channel:
+            raise ValueError("channel_context needs per_channel: true")
         self.noise = make_noise(noise, level)
-        self.network = build_network(network, 1 if per_channel else channels)
+        info = self._info()
+        self.network = build_network(network, info.network_channels, info.network_out_channels)
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.ema = (
@@ -93,9 +100,23 @@ class Noise2Score(L.LightningModule):
         """The network used to denoise: the EMA copy when there is one."""
         return self.ema.module if self.ema is not None else self.network
 
+    def _info(self) -> WeightsInfo:
+        """What this model's weights are, as an exported file would say."""
+        hp = self.hparams
+        return WeightsInfo(
+            hp.network,
+            hp.channels,
+            self.noise.family,
+            self.noise.level,
+            levels=hp.levels,
+            per_channel=hp.per_channel,
+            context=hp.channel_context,
+        )
+
     def _score_fn(self, network: torch.nn.Module) -> torch.nn.Module:
-        """``network`` as a score of the images: run on each channel alone if per-channel."""
-        return ChannelFolded(network) if self.hparams.per_channel else network
+        """``network`` as a score of the images (per channel, alone or with context)."""
+        hp = self.hparams
+        return channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams
@@ -126,13 +147,16 @@ class Noise2Score(L.LightningModule):
 
     def _warm_start(self, name_or_path: str) -> None:
         network, info = load_weights(name_or_path, source="network")
-        ours = 1 if self.hparams.per_channel else self.hparams.channels
-        if (info.network, info.network_channels) != (self.hparams.network, ours):
+        ours, theirs = self._info(), (info.network, info.network_channels, info.network_out_channels)
+        if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
+            self.network.load_state_dict(network.state_dict())
+        elif ours.context and theirs == (ours.network, 1, 1):  # gray or per-channel: add the context inputs
+            widen_inputs(self.network, network.state_dict())
+        else:
             raise ValueError(
-                f"init_weights {name_or_path}: {info.network} with {info.network_channels} channel(s), "
-                f"this model is {self.hparams.network} with {ours}"
+                f"init_weights {name_or_path}: {info.network} with {info.network_channels} channel(s) in, "
+                f"this model is {ours.network} with {ours.network_channels}"
             )
-        self.network.load_state_dict(network.state_dict())
 
     def on_fit_start(self) -> None:
         self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only
@@ -140,12 +164,7 @@ class Noise2Score(L.LightningModule):
     def denoiser(self, network: torch.nn.Module | None = None) -> Denoiser:
         """The scoring network (or ``network``) as a :class:`Denoiser`, the path
         inference uses."""
-        hp = self.hparams
-        noise = self.noise
-        info = WeightsInfo(
-            hp.network, hp.channels, noise.family, noise.level, levels=hp.levels, per_channel=hp.per_channel
-        )
-        return Denoiser(self.scorer if network is None else network, info, tile=hp.val_tile)
+        return Denoiser(self.scorer if network is None else network, self._info(), tile=self.hparams.val_tile)
 
     def denoise(self, y: Tensor, network: torch.nn.Module | None = None) -> Tensor:
         """Score at sigma_a = 0, then Tweedie, exactly as ``noise2score denoise`` does."""

@@ -87,11 +87,55 @@ class ChannelFolded(nn.Module):
         return self.network(y.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
 
 
+class ChannelContext(nn.Module):
+    """Runs a network of C inputs and one output once for each channel of a (B, C, H, W)
+    batch: that channel first, the others after it in cyclic order (R G B, G B R, B R G).
+    Each channel's score is its own network pass, as in ``ChannelFolded``, but it sees
+    the other channels. Wrap at use: the state dict stays the inner network's."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, y: Tensor) -> Tensor:
+        b, c, h, w = y.shape
+        rolled = torch.cat([torch.roll(y, -k, dims=1) for k in range(c)])  # block k: channel k first
+        return self.network(rolled).reshape(c, b, h, w).transpose(0, 1).contiguous()
+
+
+def channel_scorer(network: nn.Module, *, per_channel: bool, context: bool) -> nn.Module:
+    """``network`` as a score of C-channel images: as it is, per channel alone, or per
+    channel with the other channels as context."""
+    if context:
+        return ChannelContext(network)
+    return ChannelFolded(network) if per_channel else network
+
+
+def widen_inputs(target: nn.Module, state: dict[str, Tensor]) -> None:
+    """Load ``state`` of a network with fewer input channels into ``target``: each
+    weight goes into the leading slice of input channels, the added ones start at zero.
+    For ``ChannelContext`` the own channel comes first, and every N2NUNet input
+    concatenation puts the image channels last, so the widened network starts out
+    computing exactly what the narrow one did."""
+    widened = {}
+    for key, ours in target.state_dict().items():
+        theirs = state[key]
+        if theirs.shape != ours.shape:
+            narrower = theirs.dim() >= 2 and theirs.shape[1] < ours.shape[1]
+            if not narrower or theirs.shape[0] != ours.shape[0] or theirs.shape[2:] != ours.shape[2:]:
+                raise ValueError(f"{key}: cannot widen {tuple(theirs.shape)} to {tuple(ours.shape)}")
+            added = theirs.new_zeros(ours.shape[0], ours.shape[1] - theirs.shape[1], *ours.shape[2:])
+            theirs = torch.cat([theirs, added], 1)
+        widened[key] = theirs
+    target.load_state_dict(widened)
+
+
 NETWORKS = {"n2n_unet": N2NUNet}
 
 
-def build_network(name: str, channels: int) -> nn.Module:
-    """Score network by name; add new architectures to ``NETWORKS``."""
+def build_network(name: str, channels: int, out_channels: int | None = None) -> nn.Module:
+    """Score network by name (``channels`` in, ``out_channels`` out, by default as many);
+    add new architectures to ``NETWORKS``."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; choose from {sorted(NETWORKS)}")
-    return NETWORKS[name](channels)
+    return NETWORKS[name](channels, out_channels)

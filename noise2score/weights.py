@@ -34,6 +34,7 @@ class WeightsInfo:
     card: dict = field(default_factory=dict)
     sha256: str = ""
     per_channel: bool = False  # a one-channel network run on each colour channel alone
+    context: bool = False  # per channel, the network also sees the other channels
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -44,11 +45,17 @@ class WeightsInfo:
             "name": self.name,
             **({"levels": f"{self.levels[0]!r},{self.levels[1]!r}"} if self.levels else {}),
             **({"per_channel": "true"} if self.per_channel else {}),
+            **({"channel_context": "true"} if self.context else {}),
         }
 
     @property
     def network_channels(self) -> int:
-        """Input channels of the network itself: 1 for per-channel weights."""
+        """Input channels of the network itself: 1 for per-channel weights alone."""
+        return 1 if self.per_channel and not self.context else self.channels
+
+    @property
+    def network_out_channels(self) -> int:
+        """Output channels of the network itself: 1 for per-channel weights."""
         return 1 if self.per_channel else self.channels
 
     @property
@@ -87,7 +94,7 @@ def load_weights(name_or_path: str | Path, *, source: str = "ema") -> tuple[torc
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         info.card = json.loads(card_path.read_text())
-    network = build_network(info.network, info.network_channels)
+    network = build_network(info.network, info.network_channels, info.network_out_channels)
     network.load_state_dict(state)
     return network.eval(), info
 
@@ -106,6 +113,7 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
         name=meta.get("name") or path.stem,
         levels=tuple(float(v) for v in meta["levels"].split(",")) if meta.get("levels") else None,
         per_channel=meta.get("per_channel") == "true",
+        context=meta.get("channel_context") == "true",
     )
     return load_file(str(path)), info
 
@@ -129,6 +137,7 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
         name=path.stem,
         levels=levels,
         per_channel=bool(hp.get("per_channel", False)),
+        context=bool(hp.get("channel_context", False)),
     )
     return weights, info
 

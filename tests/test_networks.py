@@ -25,3 +25,20 @@ def test_initialisation():
 def test_unknown_network_is_refused():
     with pytest.raises(ValueError, match="unknown network"):
         build_network("resnet", 1)
+
+
+def test_widened_context_network_starts_as_the_gray_one_per_channel():
+    from noise2score.networks import channel_scorer, widen_inputs
+
+    gray = N2NUNet(1)
+    torch.nn.init.normal_(gray.head[0].bias, 0.0, 0.1)  # not all-zero, so the check has teeth
+    context = build_network("n2n_unet", 3, 1)
+    widen_inputs(context, gray.state_dict())
+    y = torch.rand(2, 3, 40, 40)
+    alone = channel_scorer(gray, per_channel=True, context=False)(y)
+    with_context = channel_scorer(context, per_channel=True, context=True)
+    assert torch.allclose(with_context(y), alone, atol=1e-6)
+    torch.nn.init.normal_(context.enc_first[0].weight[:, 1:], 0.0, 1.0)  # the context inputs now count
+    assert not torch.allclose(with_context(y), alone, atol=1e-4)
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_inputs(N2NUNet(1), context.state_dict())

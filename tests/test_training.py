@@ -271,7 +271,8 @@ def test_blind_run_exports_weights_that_know_their_range(noisy_folders, tmp_path
         main([*args, "--data.synthetic_noise", "poisson", "--data.synthetic_levels", "[0.01, 0.05]"])
 
 
-def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path):
+@pytest.mark.parametrize("context", [False, True])
+def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path, context):
     from safetensors.torch import save_file
 
     from noise2score.cli import main as cli
@@ -294,18 +295,25 @@ def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path):
 
     folders = {"noisy": tmp_path / "noisy", "clean": clean}
     args = _smoke_args(folders, tmp_path / "run", "--trainer.max_steps", "2", "--data.channels", "3")
-    main([*args, "--model.per_channel", "true", "--model.init_weights", str(start)])
+    extra = ["--model.channel_context", "true"] if context else []
+    main([*args, "--model.per_channel", "true", *extra, "--model.init_weights", str(start)])
     out = tmp_path / "colour.safetensors"
     assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out), "--source", "network"]) == 0
     denoiser = load_denoiser(str(out))
-    assert denoiser.channels == 3 and denoiser.info.per_channel
-    assert json.loads(out.with_suffix(".json").read_text())["per_channel"] is True
+    assert denoiser.channels == 3 and denoiser.info.per_channel and denoiser.info.context == context
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["per_channel"] is True and card.get("channel_context", False) == context
 
     y = torch.rand(1, 3, 64, 64)
-    alone = torch.cat([denoiser.network(y[:, c : c + 1]) for c in range(3)], 1)
-    assert torch.allclose(denoiser.score(y), alone, atol=1e-5)  # each channel on its own
+    if context:  # channel c first, then the others in cyclic order
+        passes = [denoiser.network(torch.roll(y, -c, dims=1)) for c in range(3)]
+    else:
+        passes = [denoiser.network(y[:, c : c + 1]) for c in range(3)]
+    assert torch.allclose(denoiser.score(y), torch.cat(passes, 1), atol=1e-5)
     with pytest.raises(ValueError, match="1 channel.*with 3"):
         Noise2Score(channels=3, init_weights=str(start)).setup("fit")  # not per channel: 3-channel net
+    with pytest.raises(ValueError, match="needs per_channel"):
+        Noise2Score(channels=3, channel_context=True)
 
 
 def test_blind_poisson_scales_sigma_a_with_each_crops_zeta(monkeypatch):
