@@ -87,15 +87,11 @@ class ChannelFolded(nn.Module):
         return self.network(y.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
 
 
-class ChannelContext(nn.Module):
+class ChannelContext(ChannelFolded):
     """Runs a network of C inputs and one output once for each channel of a (B, C, H, W)
     batch: that channel first, the others after it in cyclic order (R G B, G B R, B R G).
     Each channel's score is its own network pass, as in ``ChannelFolded``, but it sees
     the other channels. Wrap at use: the state dict stays the inner network's."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
 
     def forward(self, y: Tensor) -> Tensor:
         b, c, h, w = y.shape
