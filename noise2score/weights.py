@@ -36,6 +36,11 @@ class WeightsInfo:
     per_channel: bool = False  # a one-channel network run on each colour channel alone
     context: bool = False  # per channel, the network also sees the other channels
 
+    def __post_init__(self) -> None:
+        if self.context and not self.per_channel:
+            name = f" {self.name}" if self.name else ""
+            raise ValueError(f"weights{name}: channel_context needs per_channel")
+
     def metadata(self) -> dict[str, str]:
         return {
             "network": self.network,
@@ -95,7 +100,13 @@ def load_weights(name_or_path: str | Path, *, source: str = "ema") -> tuple[torc
     if card_path.is_file():
         info.card = json.loads(card_path.read_text())
     network = build_network(info.network, info.network_channels, info.network_out_channels)
-    network.load_state_dict(state)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:  # tensors of another shape or name than the metadata says
+        raise ValueError(
+            f"{path}: its tensors do not fit the {info.network} network its metadata names "
+            f"({info.network_channels} in, {info.network_out_channels} out)"
+        ) from err
     return network.eval(), info
 
 

@@ -119,6 +119,27 @@ def test_wrong_family_and_level_are_errors(weights_file, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"channels": "3"},  # the tensors are of a one-channel network
+        {"channel_context": "true"},  # context without per_channel
+    ],
+)
+def test_weights_whose_metadata_does_not_fit_are_a_one_line_error(weights_file, tmp_path, metadata, capsys):
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "bad.safetensors"
+    meta = {**WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "bad").metadata(), **metadata}
+    save_file(load_file(str(weights_file)), str(bad), metadata=meta)
+    write_image(tmp_path / "a.png", RNG.random((40, 40, 3)))
+    assert _denoise(bad, tmp_path / "a.png", "-o", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err or "channel_context needs per_channel" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_folders):
     import json
 
