@@ -4,11 +4,13 @@ The default is noisy-only: ``NoisyPatches`` reads one folder and returns noisy c
 The synthetic mode (for level-agnostic "blind" weights, as in the paper) reads clean
 images and makes each crop noisy at a level drawn uniformly from a range; the loss
 still sees only noisy crops. Validation pairs noisy images with clean ones by file
-stem when a clean folder is given.
+stem when a clean folder is given; with several noisy folders (copies of one set at
+several levels, for blind weights) each image is scored at its folder's recorded level.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from noise2score.image_io import ImageError, list_images, read_image
 from noise2score.noise import make_noise
+from noise2score.noisy_copy import RECORD_NAME
 
 
 def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[str, Tensor]]:
@@ -115,9 +118,15 @@ class NoisyPatches(Dataset):
 class PairedImages(Dataset):
     """Whole noisy images for validation, with their clean twin when one exists."""
 
-    def __init__(self, noisy: list[tuple[str, Tensor]], clean: dict[str, Tensor] | None) -> None:
+    def __init__(
+        self,
+        noisy: list[tuple[str, Tensor]],
+        clean: dict[str, Tensor] | None,
+        levels: list[float | None] | None = None,
+    ) -> None:
         self.noisy = noisy
         self.clean = clean or {}
+        self.levels = levels or [None] * len(noisy)  # per image; None: the model's level
 
     def __len__(self) -> int:
         return len(self.noisy)
@@ -127,7 +136,15 @@ class PairedImages(Dataset):
         item = {"name": name, "y": y}
         if name in self.clean:
             item["x"] = self.clean[name]
+        if self.levels[index] is not None:
+            item["level"] = torch.tensor(self.levels[index], dtype=torch.float64)
         return item
+
+
+def recorded_level(folder: str | Path) -> float | None:
+    """The noise level ``make-noisy`` recorded for a noisy folder; None without a record."""
+    record = Path(folder) / RECORD_NAME
+    return float(json.loads(record.read_text())["level"]) if record.is_file() else None
 
 
 class NoisyFolderDataModule(L.LightningDataModule):
@@ -142,7 +159,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
     def __init__(
         self,
         train_dir: str,
-        val_dir: str | None = None,
+        val_dir: str | list[str] | None = None,  # several noisy copies of one set: several levels
         val_clean_dir: str | None = None,
         channels: int = 1,
         patch_size: int = 64,  # 64x64 trains ~2x more steps/s than 128 on CPU, same PSNR per hour
@@ -173,9 +190,22 @@ class NoisyFolderDataModule(L.LightningDataModule):
                 images, hp.patch_size, hp.samples_per_epoch, corrupt, hp.channel_shuffle
             )
         if hp.val_dir and not hasattr(self, "val_set"):
-            noisy = load_folder(hp.val_dir, hp.channels)[: hp.val_limit]
+            noisy, levels = [], []
+            several = len(self.val_dirs) > 1
+            for folder in self.val_dirs:  # several: each is scored at the level it records
+                images = load_folder(folder, hp.channels)[: hp.val_limit]
+                noisy += images
+                level = recorded_level(folder) if several else None
+                if several and level is None:
+                    raise ValueError(f"{folder}: no {RECORD_NAME}; several val_dir must each record a level")
+                levels += [level] * len(images)
             clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None
-            self.val_set = PairedImages(noisy, clean)
+            self.val_set = PairedImages(noisy, clean, levels)
+
+    @property
+    def val_dirs(self) -> list[str]:
+        val_dir = self.hparams.val_dir
+        return [val_dir] if isinstance(val_dir, str) else list(val_dir or [])
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

@@ -166,9 +166,12 @@ class Noise2Score(L.LightningModule):
         inference uses."""
         return Denoiser(self.scorer if network is None else network, self._info(), tile=self.hparams.val_tile)
 
-    def denoise(self, y: Tensor, network: torch.nn.Module | None = None) -> Tensor:
-        """Score at sigma_a = 0, then Tweedie, exactly as ``noise2score denoise`` does."""
-        return self.denoiser(network).denoise_tensor(y, self.noise.level).x_hat
+    def denoise(
+        self, y: Tensor, network: torch.nn.Module | None = None, level: float | None = None
+    ) -> Tensor:
+        """Score at sigma_a = 0, then Tweedie (at ``level``, default the model's), exactly
+        as ``noise2score denoise`` does."""
+        return self.denoiser(network).denoise_tensor(y, level or self.noise.level).x_hat
 
     # -- steps -------------------------------------------------------------------
     def training_step(self, batch: Tensor | dict, batch_idx: int) -> Tensor:
@@ -197,15 +200,21 @@ class Noise2Score(L.LightningModule):
 
     def _evaluate(self, batch: dict, prefix: str) -> None:
         y = batch["y"]
+        level = float(batch["level"]) if "level" in batch else None  # one of several val levels
         generator = torch.Generator(y.device).manual_seed(VAL_SEED + self.global_rank)
         end = torch.tensor(self.sigma_a_schedule().end)
+        if level is not None:
+            end = end * self.noise.sigma_a_scale(torch.tensor([level]))
         with torch.no_grad():
             loss = ardae_loss(self._score_fn(self.scorer), y, end, generator=generator)
         self.log(f"{prefix}/loss", loss, batch_size=1)
         if "x" in batch:
-            self.log(f"{prefix}/psnr", psnr(self.denoise(y), batch["x"]), batch_size=1, prog_bar=True)
+            value = psnr(self.denoise(y, level=level), batch["x"])
+            self.log(f"{prefix}/psnr", value, batch_size=1, prog_bar=True)  # all levels together
+            if level is not None:
+                self.log(f"{prefix}/psnr@{level:g}", value, batch_size=1)
             if self.ema is not None:  # the trained weights too: the EMA can lag (RECIPES.md)
-                x_hat = self.denoise(y, self.network)
+                x_hat = self.denoise(y, self.network, level)
                 self.log(f"{prefix}/psnr_network", psnr(x_hat, batch["x"]), batch_size=1)
 
     # -- optimisation ------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 
 from noise2score.data import NoisyFolderDataModule
 from noise2score.image_io import list_images, read_image
-from noise2score.metrics import psnr
+from noise2score.metrics import from_hwc, psnr
 from noise2score.module import Noise2Score
 from noise2score.score_loss import SigmaASchedule
 from noise2score.training import main
@@ -269,6 +269,45 @@ def test_blind_run_exports_weights_that_know_their_range(noisy_folders, tmp_path
     assert "on the fly" in json.loads(out.with_suffix(".json").read_text())["trained_on"]
     with pytest.raises(ValueError, match="synthetic_noise is 'poisson'"):
         main([*args, "--data.synthetic_noise", "poisson", "--data.synthetic_levels", "[0.01, 0.05]"])
+
+
+def test_blind_run_validates_each_noisy_copy_at_its_recorded_level(noisy_folders, tmp_path):
+    from noise2score.noise import make_noise
+    from noise2score.noisy_copy import make_noisy
+
+    noisy50 = tmp_path / "noisy50"
+    make_noisy(noisy_folders["clean"], noisy50, make_noise("gaussian", 50), seed=0)
+    steps = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2"]
+    args = _smoke_args(noisy_folders, tmp_path / "run", *steps)
+    args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
+    args[args.index("--data.val_dir") + 1] = f"[{noisy_folders['noisy']}, {noisy50}]"
+    blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
+    start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9"]  # a score that knows levels
+    cli = main([*args, *blind, *start])
+    metrics = cli.trainer.callback_metrics
+    model = cli.model.eval()
+
+    def mean_psnr(folder, level):
+        pairs = zip(list_images(folder), list_images(noisy_folders["clean"]), strict=True)
+        images = [(from_hwc(read_image(n).pixels), from_hwc(read_image(c).pixels)) for n, c in pairs]
+        return np.mean([psnr(model.denoise(y, level=level), x) for y, x in images])
+
+    assert metrics["val/psnr@50"].item() == pytest.approx(mean_psnr(noisy50, 50.0), abs=1e-3)
+    assert metrics["val/psnr@25"].item() == pytest.approx(mean_psnr(noisy_folders["noisy"], 25.0), abs=1e-3)
+    assert mean_psnr(noisy50, 50.0) > mean_psnr(noisy50, 25.0) + 1.0  # the level matters
+    together = (metrics["val/psnr@25"] + metrics["val/psnr@50"]) / 2
+    assert metrics["val/psnr"].item() == pytest.approx(together.item(), abs=1e-3)
+
+
+def test_several_val_folders_need_their_level_recorded(noisy_folders, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in list_images(noisy_folders["noisy"]):
+        (bare / path.name).write_bytes(path.read_bytes())
+    val_dirs = [str(noisy_folders["noisy"]), str(bare)]
+    data = NoisyFolderDataModule(str(noisy_folders["noisy"]), val_dir=val_dirs)
+    with pytest.raises(ValueError, match="noisy.json"):
+        data.setup("validate")
 
 
 @pytest.mark.parametrize("context", [False, True])
