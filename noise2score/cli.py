@@ -111,6 +111,7 @@ def _weights(args: argparse.Namespace) -> int:
         _, info = load_weights(name)
         headline = info.card.get("headline", "")
         level = f"levels {info.levels[0]:g}-{info.levels[1]:g}" if info.blind else f"level {info.level:g}"
+        level += " (told)" if info.level_input else ""
         per_channel = " (each, in context)" if info.context else " (each alone)" if info.per_channel else ""
         channels = f"{info.channels}ch{per_channel}"
         print(f"{name:24s} {info.family:9s} {level:17s} {channels:22s} {headline}")

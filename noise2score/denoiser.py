@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from noise2score.image_io import ImageError, from_float, to_float
-from noise2score.level import estimate_level
+from noise2score.level import estimate_level, estimate_level_without_score
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.networks import channel_scorer
+from noise2score.networks import LevelInput, channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
@@ -63,10 +63,19 @@ class Denoiser:
     def channels(self) -> int:
         return self.info.channels
 
-    def score(self, y: Tensor) -> Tensor:
+    def score(self, y: Tensor, level: float | None = None) -> Tensor:
+        """Score of ``y`` at sigma_a = 0; weights that take the level need ``level``."""
+        scorer = self._scorer
+        if self.info.level_input:
+            if level is None:
+                raise ValueError(
+                    f"the model {self.info.name} takes the noise level: give or estimate it first"
+                )
+            scale = make_noise(self.family, self.info.level).sigma_a_scale(torch.tensor([float(level)]))
+            scorer = LevelInput(scorer, scale)
         once = functools.partial(
             estimate_score,
-            self._scorer,
+            scorer,
             tile=self.tile,
             overlap=self.overlap,
             batch_size=self.batch_size,
@@ -84,9 +93,11 @@ class Denoiser:
                 f"{self.info.name or ''} takes {self.channels}".replace("  ", " ")
             )
         start = time.perf_counter()
-        score = self.score(y)
         estimated = level is None
-        if estimated:
+        if estimated and self.info.level_input:  # the network needs the level: estimate it first
+            level = estimate_level_without_score(self.family, y, method=level_method)
+        score = self.score(y, level)
+        if estimated and not self.info.level_input:
             level = estimate_level(self.family, y, score, method=level_method)
         x_hat, guarded = make_noise(self.family, level).tweedie_with_guard(y, score)
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)

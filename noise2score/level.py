@@ -122,6 +122,21 @@ def pca_level(family: str, y: Tensor) -> float | None:
     return float(np.clip(level * PAPER_UNITS[family], *LEVEL_RANGES[family]))
 
 
+def estimate_level_without_score(family: str, y: Tensor, *, method: str = "auto") -> float:
+    """The estimate for weights that must be told the level before they score: "pca"
+    (or "auto"), else "wavelet" (Gaussian; also where the image is too small for pca)."""
+    if method in ("auto", "pca"):
+        level = pca_level(family, y)
+        if level is not None:
+            return level
+        if family != "gaussian":
+            raise ValueError("the image is too small to estimate the noise level: give the level")
+        method = "wavelet"
+    if method == "wavelet" and family == "gaussian":
+        return wavelet_sigma(y)
+    raise ValueError(f"weights that take the level estimate it with 'pca' or 'wavelet', not {method!r}")
+
+
 def estimate_level(family: str, y: Tensor, score: Tensor, *, method: str = "auto") -> float:
     """Estimate the noise level of ``y`` (1, C, H, W) in paper units; ``score`` is the
     network's score of ``y`` (used by "grid" and "score")."""

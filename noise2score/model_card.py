@@ -89,6 +89,7 @@ def write_card(
         "channels": hp["channels"],
         **({"per_channel": True} if hp.get("per_channel") else {}),
         **({"channel_context": True} if hp.get("channel_context") else {}),
+        **({"level_input": True} if hp.get("level_input") else {}),
         "network": hp["network"],
         "trained_on": _describe_data(facts),
         "training": facts,
@@ -146,6 +147,8 @@ def _describe_data(facts: dict) -> str:
         warm += "; one network for one channel, trained on each channel of a crop, the other two as context"
     elif facts["model"].get("per_channel"):
         warm += "; one network for one channel, trained on each colour channel of a crop alone"
+    if facts["model"].get("level_input"):
+        warm += "; the network is told each crop's noise level (an input map); in use, given or estimated"
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]
         spacing = "in log(level) " if data.get("synthetic_spacing") == "log" else ""

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from noise2score.denoiser import Denoiser
 from noise2score.metrics import psnr
-from noise2score.networks import build_network, channel_scorer, widen_inputs
+from noise2score.networks import LevelInput, build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -35,6 +35,10 @@ class Noise2Score(L.LightningModule):
     channel_context: with ``per_channel``, each channel's pass also sees the other
         channels (a network of C inputs and one output); it can start from gray or
         per-channel weights, the added inputs at zero.
+    level_input: the network is told the noise level, as an extra input channel (a
+        constant map of the level's noise scale relative to ``level``); at use the level
+        is given or estimated first. For blind weights; it can start from weights
+        without it, the added input at zero.
     noise, level: noise family and level in paper units (sigma /255, zeta, k); for
         blind weights ``level`` is only the validation level.
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
@@ -61,6 +65,7 @@ class Noise2Score(L.LightningModule):
         channels: int = 1,
         per_channel: bool = False,
         channel_context: bool = False,
+        level_input: bool = False,
         noise: str = "gaussian",
         level: float = 25.0,
         levels: tuple[float, float] | None = None,
@@ -81,6 +86,8 @@ class Noise2Score(L.LightningModule):
         self.save_hyperparameters()
         if channel_context and not per_channel:
             raise ValueError("channel_context needs per_channel: true")
+        if level_input and per_channel:
+            raise ValueError("level_input is for networks of all channels, not per_channel")
         self.noise = make_noise(noise, level)
         info = self._info()
         self.network = build_network(network, info.network_channels, info.network_out_channels)
@@ -111,12 +118,18 @@ class Noise2Score(L.LightningModule):
             levels=hp.levels,
             per_channel=hp.per_channel,
             context=hp.channel_context,
+            level_input=hp.level_input,
         )
 
-    def _score_fn(self, network: torch.nn.Module) -> torch.nn.Module:
-        """``network`` as a score of the images (per channel, alone or with context)."""
+    def _score_fn(self, network: torch.nn.Module, levels: Tensor | None = None) -> torch.nn.Module:
+        """``network`` as a score of the images (per channel, alone or with context; told
+        ``levels``, one per image, default the model's level, if it takes the level)."""
         hp = self.hparams
-        return channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
+        scorer = channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
+        if not hp.level_input:
+            return scorer
+        scale = torch.ones(1) if levels is None else self.noise.sigma_a_scale(levels.float().cpu())
+        return LevelInput(scorer, scale)
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams
@@ -148,9 +161,11 @@ class Noise2Score(L.LightningModule):
     def _warm_start(self, name_or_path: str) -> None:
         network, info = load_weights(name_or_path, source="network")
         ours, theirs = self._info(), (info.network, info.network_channels, info.network_out_channels)
+        context_start = ours.context and theirs == (ours.network, 1, 1)  # gray or per-channel weights
+        level_start = ours.level_input and theirs == (ours.network, ours.channels, ours.channels)
         if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
             self.network.load_state_dict(network.state_dict())
-        elif ours.context and theirs == (ours.network, 1, 1):  # gray or per-channel: add the context inputs
+        elif context_start or level_start:  # the added inputs (context, level map) start at zero
             widen_inputs(self.network, network.state_dict())
         else:
             raise ValueError(
@@ -177,9 +192,11 @@ class Noise2Score(L.LightningModule):
     def training_step(self, batch: Tensor | dict, batch_idx: int) -> Tensor:
         y = batch["y"] if isinstance(batch, dict) else batch
         sigma_a = self._schedule.draw(self.global_step, y.shape[0])
-        if isinstance(batch, dict):  # synthetic data: each crop has its own level
-            sigma_a = sigma_a * self.noise.sigma_a_scale(batch["level"].float().cpu()).view(-1, 1, 1, 1)
-        loss = ardae_loss(self._score_fn(self.network), y, sigma_a, antithetic=self.hparams.antithetic)
+        levels = batch["level"] if isinstance(batch, dict) else None  # synthetic data: one per crop
+        if levels is not None:
+            sigma_a = sigma_a * self.noise.sigma_a_scale(levels.float().cpu()).view(-1, 1, 1, 1)
+        score_fn = self._score_fn(self.network, levels)
+        loss = ardae_loss(score_fn, y, sigma_a, antithetic=self.hparams.antithetic)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/sigma_a", sigma_a.abs().mean())
         return loss
@@ -205,8 +222,9 @@ class Noise2Score(L.LightningModule):
         end = torch.tensor(self.sigma_a_schedule().end)
         if level is not None:
             end = end * self.noise.sigma_a_scale(torch.tensor([level]))
+        levels = None if level is None else torch.tensor([level])
         with torch.no_grad():
-            loss = ardae_loss(self._score_fn(self.scorer), y, end, generator=generator)
+            loss = ardae_loss(self._score_fn(self.scorer, levels), y, end, generator=generator)
         self.log(f"{prefix}/loss", loss, batch_size=1)
         if "x" in batch:
             value = psnr(self.denoise(y, level=level), batch["x"])

@@ -99,6 +99,25 @@ class ChannelContext(ChannelFolded):
         return self.network(rolled).reshape(c, b, h, w).transpose(0, 1).contiguous()
 
 
+class LevelInput(nn.Module):
+    """Runs a network whose last input channel is the noise level: a constant map of
+    ``scale`` (the level's noise scale relative to the weights' own level, as
+    ``NoiseModel.sigma_a_scale`` gives it: one value, or one per image) after the image
+    channels. Wrap at use: the state dict stays the inner network's."""
+
+    def __init__(self, network: nn.Module, scale: Tensor) -> None:
+        super().__init__()
+        self.network = network
+        self.scale = scale.reshape(-1)
+
+    def forward(self, y: Tensor) -> Tensor:
+        b, _, h, w = y.shape
+        if b % self.scale.numel():
+            raise ValueError(f"{self.scale.numel()} levels for a batch of {b}")
+        scale = self.scale.to(y).repeat(b // self.scale.numel())  # antithetic pairs, tiles
+        return self.network(torch.cat([y, scale.view(b, 1, 1, 1).expand(b, 1, h, w)], 1))
+
+
 def channel_scorer(network: nn.Module, *, per_channel: bool, context: bool) -> nn.Module:
     """``network`` as a score of C-channel images: as it is, per channel alone, or per
     channel with the other channels as context."""
@@ -110,9 +129,9 @@ def channel_scorer(network: nn.Module, *, per_channel: bool, context: bool) -> n
 def widen_inputs(target: nn.Module, state: dict[str, Tensor]) -> None:
     """Load ``state`` of a network with fewer input channels into ``target``: each
     weight goes into the leading slice of input channels, the added ones start at zero.
-    For ``ChannelContext`` the own channel comes first, and every N2NUNet input
-    concatenation puts the image channels last, so the widened network starts out
-    computing exactly what the narrow one did."""
+    For ``ChannelContext`` the own channel comes first, ``LevelInput`` puts the level
+    map after the image, and every N2NUNet input concatenation puts the image channels
+    last, so the widened network starts out computing exactly what the narrow one did."""
     widened = {}
     for key, ours in target.state_dict().items():
         theirs = state[key]

@@ -35,11 +35,14 @@ class WeightsInfo:
     sha256: str = ""
     per_channel: bool = False  # a one-channel network run on each colour channel alone
     context: bool = False  # per channel, the network also sees the other channels
+    level_input: bool = False  # the network is told the noise level (an input channel)
 
     def __post_init__(self) -> None:
+        name = f" {self.name}" if self.name else ""
         if self.context and not self.per_channel:
-            name = f" {self.name}" if self.name else ""
             raise ValueError(f"weights{name}: channel_context needs per_channel")
+        if self.level_input and self.per_channel:
+            raise ValueError(f"weights{name}: level_input is for networks of all channels, not per_channel")
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -51,12 +54,14 @@ class WeightsInfo:
             **({"levels": f"{self.levels[0]!r},{self.levels[1]!r}"} if self.levels else {}),
             **({"per_channel": "true"} if self.per_channel else {}),
             **({"channel_context": "true"} if self.context else {}),
+            **({"level_input": "true"} if self.level_input else {}),
         }
 
     @property
     def network_channels(self) -> int:
-        """Input channels of the network itself: 1 for per-channel weights alone."""
-        return 1 if self.per_channel and not self.context else self.channels
+        """Input channels of the network itself: 1 for per-channel weights alone, one
+        more for the level map of level-conditioned weights."""
+        return (1 if self.per_channel and not self.context else self.channels) + self.level_input
 
     @property
     def network_out_channels(self) -> int:
@@ -125,6 +130,7 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
         levels=tuple(float(v) for v in meta["levels"].split(",")) if meta.get("levels") else None,
         per_channel=meta.get("per_channel") == "true",
         context=meta.get("channel_context") == "true",
+        level_input=meta.get("level_input") == "true",
     )
     return load_file(str(path)), info
 
@@ -149,6 +155,7 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
         levels=levels,
         per_channel=bool(hp.get("per_channel", False)),
         context=bool(hp.get("channel_context", False)),
+        level_input=bool(hp.get("level_input", False)),
     )
     return weights, info
 

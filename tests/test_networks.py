@@ -42,3 +42,23 @@ def test_widened_context_network_starts_as_the_gray_one_per_channel():
     assert not torch.allclose(with_context(y), alone, atol=1e-4)
     with pytest.raises(ValueError, match="cannot widen"):
         widen_inputs(N2NUNet(1), context.state_dict())
+
+
+def test_level_input_network_widened_from_plain_weights_starts_as_them():
+    from noise2score.networks import LevelInput, widen_inputs
+
+    plain = N2NUNet(3)
+    torch.nn.init.normal_(plain.head[0].bias, 0.0, 0.1)
+    told = build_network("n2n_unet", 4, 3)
+    widen_inputs(told, plain.state_dict())
+    y = torch.rand(2, 3, 40, 40)
+    for scale in (torch.tensor([0.6]), torch.tensor([0.6, 2.0])):
+        assert torch.allclose(LevelInput(told, scale)(y), plain(y), atol=1e-6)
+    torch.nn.init.normal_(told.enc_first[0].weight[:, 3:], 0.0, 1.0)  # the level map now counts
+    low, high = LevelInput(told, torch.tensor([0.6])), LevelInput(told, torch.tensor([2.0]))
+    assert not torch.allclose(low(y), high(y), atol=1e-4)
+    both = LevelInput(told, torch.tensor([0.6, 2.0]))(torch.cat([y[:1], y[:1]]))  # one level per image
+    assert torch.allclose(both[0], low(y[:1])[0], atol=1e-5)
+    assert torch.allclose(both[1], high(y[:1])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="2 levels for a batch of 3"):
+        LevelInput(told, torch.tensor([0.6, 2.0]))(torch.rand(3, 3, 40, 40))

@@ -310,6 +310,30 @@ def test_several_val_folders_need_their_level_recorded(noisy_folders, tmp_path):
         data.setup("validate")
 
 
+def test_level_input_run_starts_as_its_blind_weights_and_estimates_the_level_first(noisy_folders, tmp_path):
+    from noise2score.cli import main as cli
+    from noise2score.denoiser import load_denoiser
+
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
+    args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
+    blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
+    start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9", "--model.ema_decay", "null"]
+    main([*args, *blind, *start, "--model.level_input", "true"])
+    out = tmp_path / "told.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
+    told, plain = load_denoiser(str(out)), load_denoiser("gaussian-blind-gray")
+    assert told.info.level_input and told.info.network_channels == 2
+    y = from_hwc(read_image(list_images(noisy_folders["noisy"])[0]).pixels)
+    ours, theirs = told.denoise_tensor(y), plain.denoise_tensor(y)  # the level estimated (pca)
+    assert ours.estimated and ours.level == pytest.approx(theirs.level)
+    assert torch.allclose(ours.x_hat, theirs.x_hat, atol=1e-4)  # widened: the level map starts at zero
+    assert torch.allclose(told.denoise_tensor(y, 40.0).x_hat, plain.denoise_tensor(y, 40.0).x_hat, atol=1e-4)
+    with pytest.raises(ValueError, match="'pca' or 'wavelet'"):
+        told.denoise_tensor(y, level_method="grid")
+    with pytest.raises(ValueError, match="not per_channel"):
+        Noise2Score(channels=3, per_channel=True, level_input=True)
+
+
 @pytest.mark.parametrize("context", [False, True])
 def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path, context):
     from safetensors.torch import save_file
