@@ -5,7 +5,8 @@
 
 Reads each network's output as the score of the *target* noise and denoises the
 evaluation inputs (seed 0, METHOD.md section 6) with Tweedie's formula at the target
-level times a few factors. The score of one family is not that of another, but the best
+level times a few factors (``--factors``: also a way to see whether weights' score is
+too small or too large at the true level). The score of one family is not that of another, but the best
 factor shows how close a start is (a factor far from 1 means the network will first have
 to relearn the scale). Prints one line per weights and factor; ``--out`` writes JSON.
 """
@@ -36,8 +37,10 @@ def main() -> None:
     parser.add_argument("--dataset", default="set12")
     parser.add_argument("--limit", type=int, default=4)
     parser.add_argument("--data-dir", default=os.environ.get("NOISE2SCORE_DATA", "../shared/datasets"))
+    parser.add_argument("--factors", default=",".join(map(str, FACTORS)), help="comma-separated")
     parser.add_argument("--out")
     args = parser.parse_args()
+    factors = [float(f) for f in args.factors.split(",")]
 
     target = make_noise(args.noise, args.level)
     spec = EvalSpec(args.dataset, target, 0, limit=args.limit, data_dir=args.data_dir)
@@ -45,8 +48,9 @@ def main() -> None:
     rows = []
     for name in args.weights.split(","):
         network, info = load_weights(name, source="network")
-        scores = [Denoiser(network, info).score(y) for _, y in inputs]  # read as the target's score
-        for factor in FACTORS:
+        denoiser = Denoiser(network, info)
+        scores = [denoiser.score(y, target.level) for _, y in inputs]  # read as the target's score
+        for factor in factors:
             noise = target.with_level(target.level * factor)
             values = [psnr(to_hwc(noise.tweedie(y, s)), x) for (x, y), s in zip(inputs, scores, strict=True)]
             rows.append({"weights": name, "factor": factor, "psnr": float(np.mean(values))})
