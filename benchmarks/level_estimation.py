@@ -30,6 +30,7 @@ from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 
 GAUSSIAN_ONLY = ("wavelet", "score")
+NETWORK_FREE = ("pca", "wavelet")  # what weights told the level can use: they score after it
 DEFAULT_LEVELS = {"gaussian": [10, 15, 25, 35, 50], "poisson": [0.01, 0.05], "gamma": [50, 100]}
 
 
@@ -46,6 +47,8 @@ def main() -> None:
     denoiser = load_denoiser(args.weights)
     levels = args.levels or DEFAULT_LEVELS[denoiser.family]
     methods = [m for m in args.methods if denoiser.family == "gaussian" or m not in GAUSSIAN_ONLY]
+    if denoiser.info.level_input:  # told the level: only the estimators that need no score
+        methods = [m for m in methods if m in NETWORK_FREE]
     files = dataset_files(args.dataset, args.data_dir)[: args.limit]
     report = []
     for level in levels:
@@ -56,14 +59,15 @@ def main() -> None:
         seconds = dict.fromkeys(methods, 0.0)
         for path in files:
             x, y = noisy_input(spec, path)
-            score = denoiser.score(y)
+            score = denoiser.score(y, level)
             known.append(psnr(to_hwc(noise.tweedie(y, score)), x))
             for method in methods:
                 start = time.perf_counter()
                 estimate = estimate_level(denoiser.family, y, score, method=method)
                 seconds[method] += time.perf_counter() - start
                 estimates[method].append(estimate)
-                psnrs[method].append(psnr(to_hwc(make_noise(denoiser.family, estimate).tweedie(y, score)), x))
+                told = denoiser.score(y, estimate) if denoiser.info.level_input else score
+                psnrs[method].append(psnr(to_hwc(make_noise(denoiser.family, estimate).tweedie(y, told)), x))
         for method in methods:
             error = np.array(estimates[method]) - level
             row = {

@@ -114,7 +114,7 @@ def _weights(args: argparse.Namespace) -> int:
         level += " (told)" if info.level_input else ""
         per_channel = " (each, in context)" if info.context else " (each alone)" if info.per_channel else ""
         channels = f"{info.channels}ch{per_channel}"
-        print(f"{name:24s} {info.family:9s} {level:17s} {channels:22s} {headline}")
+        print(f"{name:24s} {info.family:9s} {level:19s} {channels:22s} {headline}")
     return 0
 
 
