@@ -218,11 +218,11 @@ class Noise2Score(L.LightningModule):
     def _evaluate(self, batch: dict, prefix: str) -> None:
         y = batch["y"]
         level = float(batch["level"]) if "level" in batch else None  # one of several val levels
+        levels = None if level is None else torch.tensor([level])
         generator = torch.Generator(y.device).manual_seed(VAL_SEED + self.global_rank)
         end = torch.tensor(self.sigma_a_schedule().end)
-        if level is not None:
-            end = end * self.noise.sigma_a_scale(torch.tensor([level]))
-        levels = None if level is None else torch.tensor([level])
+        if levels is not None:
+            end = end * self.noise.sigma_a_scale(levels)
         with torch.no_grad():
             loss = ardae_loss(self._score_fn(self.scorer, levels), y, end, generator=generator)
         self.log(f"{prefix}/loss", loss, batch_size=1)
