@@ -283,7 +283,7 @@ def test_blind_run_validates_each_noisy_copy_at_its_recorded_level(noisy_folders
     args[args.index("--data.val_dir") + 1] = f"[{noisy_folders['noisy']}, {noisy50}]"
     blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
     start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9"]  # a score that knows levels
-    cli = main([*args, *blind, *start])
+    cli = main([*args, *blind, *start, "--model.level_input", "true"])  # as the bundled blind weights
     metrics = cli.trainer.callback_metrics
     model = cli.model.eval()
 
@@ -310,18 +310,19 @@ def test_several_val_folders_need_their_level_recorded(noisy_folders, tmp_path):
         data.setup("validate")
 
 
-def test_level_input_run_starts_as_its_blind_weights_and_estimates_the_level_first(noisy_folders, tmp_path):
+def test_level_input_run_starts_as_its_start_weights_and_estimates_the_level_first(noisy_folders, tmp_path):
     from noise2score.cli import main as cli
     from noise2score.denoiser import load_denoiser
 
     args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
     args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
     blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
-    start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9", "--model.ema_decay", "null"]
-    main([*args, *blind, *start, "--model.level_input", "true"])
+    start = ["--model.init_weights", "gaussian25-gray", "--model.lr", "1e-9", "--model.ema_decay", "null"]
+    main([*args, *blind, *start, "--model.level_input", "true"])  # from weights not told the level
     out = tmp_path / "told.safetensors"
     assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
-    told, plain = load_denoiser(str(out)), load_denoiser("gaussian-blind-gray")
+    told, plain = load_denoiser(str(out)), load_denoiser("gaussian25-gray")
+    assert not plain.info.level_input
     assert told.info.level_input and told.info.network_channels == 2
     y = from_hwc(read_image(list_images(noisy_folders["noisy"])[0]).pixels)
     ours, theirs = told.denoise_tensor(y), plain.denoise_tensor(y)  # the level estimated (pca)
