@@ -5,10 +5,11 @@
 
 Reads each network's output as the score of the *target* noise and denoises the
 evaluation inputs (seed 0, METHOD.md section 6) with Tweedie's formula at the target
-level times a few factors (``--factors``: also a way to see whether weights' score is
-too small or too large at the true level). The score of one family is not that of another, but the best
+level times a few factors. The score of one family is not that of another, but the best
 factor shows how close a start is (a factor far from 1 means the network will first have
-to relearn the scale). Prints one line per weights and factor; ``--out`` writes JSON.
+to relearn the scale). With ``--factors`` around 1 it also shows whether weights' score
+is too small or too large at the true level. One line per weights and factor; ``--out``
+writes JSON.
 """
 
 from __future__ import annotations

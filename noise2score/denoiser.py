@@ -18,7 +18,7 @@ from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import LevelInput, channel_scorer
-from noise2score.noise import make_noise
+from noise2score.noise import NoiseModel, make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
 
@@ -71,8 +71,9 @@ class Denoiser:
                 raise ValueError(
                     f"the model {self.info.name} takes the noise level: give or estimate it first"
                 )
-            scale = make_noise(self.family, self.info.level).sigma_a_scale(torch.tensor([float(level)]))
-            scorer = LevelInput(scorer, scale)
+            scorer = tell_level(
+                scorer, make_noise(self.family, self.info.level), torch.tensor([float(level)])
+            )
         once = functools.partial(
             estimate_score,
             scorer,
@@ -117,6 +118,12 @@ class Denoiser:
         out = from_float(to_hwc(result.x_hat), array.dtype)
         out = out.reshape(array.shape)
         return torch.from_numpy(out) if is_tensor else out
+
+
+def tell_level(scorer: torch.nn.Module, noise: NoiseModel, levels: Tensor) -> LevelInput:
+    """``scorer`` of weights that take the level, told ``levels`` (one, or one per image)
+    as noise scales relative to the weights' own level, ``noise``'s."""
+    return LevelInput(scorer, noise.sigma_a_scale(levels.float().cpu()))
 
 
 def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:

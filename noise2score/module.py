@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from noise2score.denoiser import Denoiser
+from noise2score.denoiser import Denoiser, tell_level
 from noise2score.metrics import psnr
-from noise2score.networks import LevelInput, build_network, channel_scorer, widen_inputs
+from noise2score.networks import build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -128,8 +128,7 @@ class Noise2Score(L.LightningModule):
         scorer = channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
         if not hp.level_input:
             return scorer
-        scale = torch.ones(1) if levels is None else self.noise.sigma_a_scale(levels.float().cpu())
-        return LevelInput(scorer, scale)
+        return tell_level(scorer, self.noise, torch.tensor([self.noise.level]) if levels is None else levels)
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams
