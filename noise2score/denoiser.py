@@ -17,7 +17,7 @@ from torch import Tensor
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.networks import LevelInput, channel_scorer
+from noise2score.networks import channel_scorer
 from noise2score.noise import NoiseModel, make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
@@ -71,8 +71,9 @@ class Denoiser:
                 raise ValueError(
                     f"the model {self.info.name} takes the noise level: give or estimate it first"
                 )
-            scorer = tell_level(
-                scorer, make_noise(self.family, self.info.level), torch.tensor([float(level)])
+            scale = level_scale(make_noise(self.family, self.info.level), torch.tensor([float(level)]))
+            scorer = channel_scorer(
+                self.network, per_channel=self.info.per_channel, context=self.info.context, level_scale=scale
             )
         once = functools.partial(
             estimate_score,
@@ -120,10 +121,10 @@ class Denoiser:
         return torch.from_numpy(out) if is_tensor else out
 
 
-def tell_level(scorer: torch.nn.Module, noise: NoiseModel, levels: Tensor) -> LevelInput:
-    """``scorer`` of weights that take the level, told ``levels`` (one, or one per image)
-    as noise scales relative to the weights' own level, ``noise``'s."""
-    return LevelInput(scorer, noise.sigma_a_scale(levels.float().cpu()))
+def level_scale(noise: NoiseModel, levels: Tensor) -> Tensor:
+    """What weights that take the level are told: ``levels`` (one, or one per image) as
+    noise scales relative to the weights' own level, ``noise``'s."""
+    return noise.sigma_a_scale(levels.float().cpu())
 
 
 def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from noise2score.denoiser import Denoiser, tell_level
+from noise2score.denoiser import Denoiser, level_scale
 from noise2score.metrics import psnr
 from noise2score.networks import build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
@@ -86,8 +86,6 @@ class Noise2Score(L.LightningModule):
         self.save_hyperparameters()
         if channel_context and not per_channel:
             raise ValueError("channel_context needs per_channel: true")
-        if level_input and per_channel:
-            raise ValueError("level_input is for networks of all channels, not per_channel")
         self.noise = make_noise(noise, level)
         info = self._info()
         self.network = build_network(network, info.network_channels, info.network_out_channels)
@@ -125,10 +123,12 @@ class Noise2Score(L.LightningModule):
         """``network`` as a score of the images (per channel, alone or with context; told
         ``levels``, one per image, default the model's level, if it takes the level)."""
         hp = self.hparams
-        scorer = channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
-        if not hp.level_input:
-            return scorer
-        return tell_level(scorer, self.noise, torch.tensor([self.noise.level]) if levels is None else levels)
+        scale = None
+        if hp.level_input:
+            scale = level_scale(self.noise, torch.tensor([self.noise.level]) if levels is None else levels)
+        return channel_scorer(
+            network, per_channel=hp.per_channel, context=hp.channel_context, level_scale=scale
+        )
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams
@@ -161,7 +161,11 @@ class Noise2Score(L.LightningModule):
         network, info = load_weights(name_or_path, source="network")
         ours, theirs = self._info(), (info.network, info.network_channels, info.network_out_channels)
         context_start = ours.context and theirs == (ours.network, 1, 1)  # gray or per-channel weights
-        level_start = ours.level_input and theirs == (ours.network, ours.channels, ours.channels)
+        level_start = ours.level_input and theirs == (
+            ours.network,
+            ours.network_channels - 1,
+            ours.network_out_channels,
+        )  # the same weights, not told the level
         if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
             self.network.load_state_dict(network.state_dict())
         elif context_start or level_start:  # the added inputs (context, level map) start at zero

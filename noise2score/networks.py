@@ -75,8 +75,9 @@ def _reflect_pad(y: Tensor, pad_h: int, pad_w: int) -> Tensor:
 
 class ChannelFolded(nn.Module):
     """Runs a one-channel network on each channel of a (B, C, H, W) batch alone, as a
-    batch of B*C gray images. Wrap at use, not in a model: the state dict stays the
-    inner network's."""
+    batch of C*B gray images, channel by channel (block k: channel k of every image, the
+    order ``LevelInput`` repeats its levels in). Wrap at use, not in a model: the state
+    dict stays the inner network's."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
@@ -84,7 +85,8 @@ class ChannelFolded(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         b, c, h, w = y.shape
-        return self.network(y.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
+        folded = y.transpose(0, 1).reshape(c * b, 1, h, w)
+        return self.network(folded).reshape(c, b, h, w).transpose(0, 1).contiguous()
 
 
 class ChannelContext(ChannelFolded):
@@ -103,7 +105,9 @@ class LevelInput(nn.Module):
     """Runs a network whose last input channel is the noise level: a constant map of
     ``scale`` (the level's noise scale relative to the weights' own level, as
     ``NoiseModel.sigma_a_scale`` gives it: one value, or one per image) after the image
-    channels. Wrap at use: the state dict stays the inner network's."""
+    channels. Per-channel networks are told inside their channel wrapper, whose batches
+    are whole batches repeated once per channel. Wrap at use: the state dict stays the
+    inner network's."""
 
     def __init__(self, network: nn.Module, scale: Tensor) -> None:
         super().__init__()
@@ -114,13 +118,18 @@ class LevelInput(nn.Module):
         b, _, h, w = y.shape
         if b % self.scale.numel():
             raise ValueError(f"{self.scale.numel()} levels for a batch of {b}")
-        scale = self.scale.to(y).repeat(b // self.scale.numel())  # antithetic pairs, tiles
+        scale = self.scale.to(y).repeat(b // self.scale.numel())  # antithetic pairs, tiles, channels
         return self.network(torch.cat([y, scale.view(b, 1, 1, 1).expand(b, 1, h, w)], 1))
 
 
-def channel_scorer(network: nn.Module, *, per_channel: bool, context: bool) -> nn.Module:
+def channel_scorer(
+    network: nn.Module, *, per_channel: bool, context: bool, level_scale: Tensor | None = None
+) -> nn.Module:
     """``network`` as a score of C-channel images: as it is, per channel alone, or per
-    channel with the other channels as context."""
+    channel with the other channels as context; told the level (``LevelInput``) where
+    ``level_scale`` is given."""
+    if level_scale is not None:
+        network = LevelInput(network, level_scale)
     if context:
         return ChannelContext(network)
     return ChannelFolded(network) if per_channel else network

@@ -41,8 +41,6 @@ class WeightsInfo:
         name = f" {self.name}" if self.name else ""
         if self.context and not self.per_channel:
             raise ValueError(f"weights{name}: channel_context needs per_channel")
-        if self.level_input and self.per_channel:
-            raise ValueError(f"weights{name}: level_input is for networks of all channels, not per_channel")
 
     def metadata(self) -> dict[str, str]:
         return {

@@ -62,3 +62,31 @@ def test_level_input_network_widened_from_plain_weights_starts_as_them():
     assert torch.allclose(both[1], high(y[:1])[0], atol=1e-5)
     with pytest.raises(ValueError, match="2 levels for a batch of 3"):
         LevelInput(told, torch.tensor([0.6, 2.0]))(torch.rand(3, 3, 40, 40))
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_per_channel_network_is_told_each_image_its_own_level(context):
+    from noise2score.networks import channel_scorer, widen_inputs
+
+    plain = build_network("n2n_unet", 3 if context else 1, 1)
+    torch.nn.init.normal_(plain.head[0].bias, 0.0, 0.1)
+    told = build_network("n2n_unet", plain.enc_first[0].in_channels + 1, 1)
+    widen_inputs(told, plain.state_dict())
+    y = torch.rand(2, 3, 40, 40)
+    scales = torch.tensor([0.6, 2.0])
+    as_plain = channel_scorer(plain, per_channel=True, context=context)(y)
+    assert torch.allclose(
+        channel_scorer(told, per_channel=True, context=context, level_scale=scales)(y), as_plain, atol=1e-6
+    )
+    torch.nn.init.normal_(told.enc_first[0].weight[:, -1:], 0.0, 1.0)  # the level map now counts
+    both = channel_scorer(told, per_channel=True, context=context, level_scale=scales)(y)
+    for i in range(2):  # each image scored as if alone at its own level, on every channel
+        alone = channel_scorer(told, per_channel=True, context=context, level_scale=scales[i : i + 1])(
+            y[i : i + 1]
+        )
+        assert torch.allclose(both[i], alone[0], atol=1e-5)
+    assert not torch.allclose(
+        both[0],
+        channel_scorer(told, per_channel=True, context=context, level_scale=scales[1:])(y[:1])[0],
+        atol=1e-4,
+    )

@@ -331,8 +331,6 @@ def test_level_input_run_starts_as_its_start_weights_and_estimates_the_level_fir
     assert torch.allclose(told.denoise_tensor(y, 40.0).x_hat, plain.denoise_tensor(y, 40.0).x_hat, atol=1e-4)
     with pytest.raises(ValueError, match="'pca' or 'wavelet'"):
         told.denoise_tensor(y, level_method="grid")
-    with pytest.raises(ValueError, match="not per_channel"):
-        Noise2Score(channels=3, per_channel=True, level_input=True)
 
 
 @pytest.mark.parametrize("context", [False, True])
@@ -374,6 +372,28 @@ def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path, 
     else:
         passes = [denoiser.network(y[:, c : c + 1]) for c in range(3)]
     assert torch.allclose(denoiser.score(y), torch.cat(passes, 1), atol=1e-5)
+    if context:  # told the level from here: a fresh draw per crop, the level map starting at zero
+        blind = [
+            "--data.train_dir",
+            str(clean),
+            "--data.synthetic_noise",
+            "gaussian",
+            "--data.synthetic_levels",
+            "[5, 55]",
+        ]
+        told_args = ["--model.level_input", "true", "--model.lr", "1e-9", "--model.ema_decay", "null"]
+        args = _smoke_args(
+            folders, tmp_path / "told", "--trainer.max_steps", "2", "--data.channels", "3", *blind
+        )
+        main([*args, "--model.per_channel", "true", *extra, *told_args, "--model.init_weights", str(out)])
+        assert (
+            cli(["export", str(tmp_path / "told/checkpoints/last.ckpt"), str(tmp_path / "told.safetensors")])
+            == 0
+        )
+        told = load_denoiser(str(tmp_path / "told.safetensors"))
+        assert told.info.level_input and told.info.context and told.info.network_channels == 4
+        assert torch.allclose(told.score(y, 40.0), denoiser.score(y), atol=1e-4)
+        assert told.denoise_tensor(y).estimated  # the level estimated first (pca)
     with pytest.raises(ValueError, match="1 channel.*with 3"):
         Noise2Score(channels=3, init_weights=str(start)).setup("fit")  # not per channel: 3-channel net
     with pytest.raises(ValueError, match="needs per_channel"):
