@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -114,7 +115,7 @@ def _weights(args: argparse.Namespace) -> int:
         level += " (told)" if info.level_input else ""
         per_channel = " (each, in context)" if info.context else " (each alone)" if info.per_channel else ""
         channels = f"{info.channels}ch{per_channel}"
-        print(f"{name:24s} {info.family:9s} {level:19s} {channels:22s} {headline}")
+        print(f"{name:24s} {info.family:9s} {level:23s} {channels:22s} {headline}")
     return 0
 
 
@@ -240,13 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore")
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # inside the try: a reader gone early is caught here, not at exit
+        return code
     except (ImageError, DataError, ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"noise2score {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 141
 
 
 if __name__ == "__main__":

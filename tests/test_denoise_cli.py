@@ -215,3 +215,15 @@ def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_
     assert card3["training"]["warm_start"]["weights"] == str(first_out)
     assert card3["training"]["warm_start"]["steps"] == 2 and card3["training"]["total_steps"] == 3
     assert f"from the weights {first_out} (their training" in card3["trained_on"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    import subprocess
+    import sys
+
+    code = "import sys; from noise2score.cli import main; sys.exit(main(['weights']))"
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer.stdout.close()  # the reader leaves before the first line, as ``| head -0`` would
+    err = writer.stderr.read().decode()
+    assert writer.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err
