@@ -11,14 +11,16 @@ assumed: the same estimate is made on unit white noise at the kept patch positio
 the image's eigenvalue is divided by it.
 
 Poisson and Gamma noise are first made signal-independent: the Anscombe transform
-2 sqrt(y / zeta + 3/8) has unit noise variance, so zeta is refined until it does; log(y)
-under Gamma noise of shape k has noise variance trigamma(k).
+2 sqrt(y / zeta + 3/8) has unit noise variance (where there are a few counts per pixel:
+darker patches are left out), so zeta is refined until it does; log(y) under Gamma
+noise of shape k has noise variance trigamma(k).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import uniform_filter
 from scipy.optimize import brentq
 from scipy.special import gammaincinv, polygamma
 
@@ -29,6 +31,9 @@ CONFIDENCE = 0.99  # share of pure-noise patches that pass the weak-texture test
 ROUNDS = 3
 MAX_PATCHES = 250_000  # larger images are sampled on a coarser patch grid
 SEED = 0
+# Counts per pixel below which the Anscombe transform's noise variance falls under one
+# (0.92 at 2, 0.98 at 3, 1.00 at 5): darker patches would pull the Poisson estimate low.
+MIN_COUNTS = 3.0
 
 
 def _gradient_rows(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,10 +110,14 @@ def poisson_zeta(channels: np.ndarray, rounds: int = 4) -> float | None:
     """Poisson zeta of y = zeta * Poisson(x / zeta), from (C, H, W)."""
     y = np.clip(channels, 0.0, None)
     zeta = _mean_variance(2.0 * np.sqrt(y))  # 2 sqrt(y) has noise variance ~ zeta
+    local_mean = np.stack([uniform_filter(c, PATCH) for c in y])
     for _ in range(rounds):
         if not zeta:  # None (too small) or 0 (noise-free)
             return zeta
-        unit = _mean_variance(anscombe(y / zeta))
+        stabilised = anscombe(y / zeta)
+        unit = _mean_variance(stabilised, local_mean / zeta >= MIN_COUNTS)
+        if unit is None:  # too few bright patches: all of them, at a small bias
+            unit = _mean_variance(stabilised)
         if unit is None:
             return None
         zeta *= unit
