@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noise2score import __version__
+from noise2score import __version__, patch_level
 from noise2score.baselines import run_baseline
 from noise2score.datasets import dataset_files, get_dataset
 from noise2score.denoiser import Denoiser
@@ -145,6 +145,7 @@ def summarise(
     if estimate_level:
         errors = [abs(r["estimated_level"] - spec.noise.level) for r in rows]
         result["mean_abs_level_error"] = float(np.mean(errors))
+        result["level_estimator_revision"] = patch_level.REVISION[spec.noise.family]
     return result
 
 

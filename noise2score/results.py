@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from noise2score import __version__
+from noise2score import __version__, patch_level
 from noise2score.denoiser import load_denoiser
 from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.model_card import add_evaluation
@@ -130,6 +130,7 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
         "seed": spec.seed,
         "limit": spec.limit,
         "estimate_level": estimated,
+        "level_estimator_revision": patch_level.REVISION[noise.family] if estimated else None,
         "versions": {"noise2score": __version__},
     }
 
@@ -137,7 +138,9 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
 def _row_key(result: dict) -> tuple:
     """What makes a measurement of our weights reusable: same file, inputs and code."""
     names = ("weights_sha256", "dataset", "noise", "level", "seed", "limit", "estimate_level")
-    return (*(result.get(n) for n in names), result.get("versions", {}).get("noise2score"))
+    # rows measured before revisions were recorded used each family's first estimator
+    revision = result.get("level_estimator_revision", 1 if result.get("estimate_level") else None)
+    return (*(result.get(n) for n in names), revision, result.get("versions", {}).get("noise2score"))
 
 
 def render(rows: list[dict]) -> str:

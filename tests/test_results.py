@@ -84,3 +84,40 @@ def test_keep_unchanged_keeps_baselines_that_the_cache_lacks(monkeypatch):
     assert calls == [None, "noisy", "bm3d"] and again[0]["baselines"] == first[0]["baselines"]
     results.collect(None, only_cached=("bm3d",), **quiet)  # nothing to keep: bm3d left out
     assert calls == [None, "noisy", "bm3d", None, "noisy"]
+
+
+def test_keep_unchanged_measures_again_what_an_older_level_estimator_gave(monkeypatch):
+    from noise2score import patch_level, results
+    from noise2score.evaluate import summarise
+
+    calls = []
+
+    def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
+        calls.append(spec.noise.level)
+        row = {
+            "name": "a.png",
+            "psnr": 30.0,
+            "psnr8": 30.0,
+            "ssim": 0.9,
+            "seconds": 0.0,
+            "estimated_level": 0.01,
+        }
+        return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+    monkeypatch.setattr(results, "bundled_names", lambda: ["poisson-blind-gray"])
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",)})
+    monkeypatch.setattr(results, "evaluate", fake_evaluate)
+    monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
+    quiet = {"log": lambda *a: None, "baselines": ()}
+    first = results.collect(None, **quiet)
+    measured = len(calls)
+    assert measured == 2 and all(r["ours"]["level_estimator_revision"] == 2 for r in first)
+    results.collect(None, previous=first, **quiet)
+    assert len(calls) == measured  # the same estimator: kept
+    for row in first:  # written before revisions were recorded: the first estimator
+        del row["ours"]["level_estimator_revision"]
+    results.collect(None, previous=first, **quiet)
+    assert len(calls) == 2 * measured
+    monkeypatch.setitem(patch_level.REVISION, "poisson", 1)
+    results.collect(None, previous=first, **quiet)
+    assert len(calls) == 2 * measured  # revision 1 then and now: kept
