@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from noise2score.denoiser import Denoiser, level_scale
 from noise2score.metrics import psnr
-from noise2score.networks import build_network, channel_scorer, widen_inputs
+from noise2score.networks import STARTS, build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -28,7 +28,8 @@ class Noise2Score(L.LightningModule):
 
     Parameters
     ----------
-    network, channels: score network name (see ``networks.NETWORKS``) and the images'
+    network, channels: score network name (see ``networks.NETWORKS``: "n2n_unet", the
+        authors' U-Net, or "n2n_unet_unshared", which can start from its weights) and the images'
         channels, 1 or 3.
     per_channel: train a one-channel network on each channel of colour crops alone (and
         denoise colour images channel by channel); it can start from gray weights.
@@ -159,7 +160,11 @@ class Noise2Score(L.LightningModule):
 
     def _warm_start(self, name_or_path: str) -> None:
         network, info = load_weights(name_or_path, source="network")
-        ours, theirs = self._info(), (info.network, info.network_channels, info.network_out_channels)
+        ours, state = self._info(), network.state_dict()
+        convert = STARTS.get(ours.network, {}).get(info.network)
+        if convert is not None:  # e.g. shared U-Net weights for the unshared one
+            state = convert(state)
+        theirs = (ours.network if convert else info.network, info.network_channels, info.network_out_channels)
         context_start = ours.context and theirs == (ours.network, 1, 1)  # gray or per-channel weights
         level_start = ours.level_input and theirs == (
             ours.network,
@@ -167,9 +172,9 @@ class Noise2Score(L.LightningModule):
             ours.network_out_channels,
         )  # the same weights, not told the level
         if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
-            self.network.load_state_dict(network.state_dict())
+            self.network.load_state_dict(state)
         elif context_start or level_start:  # the added inputs (context, level map) start at zero
-            widen_inputs(self.network, network.state_dict())
+            widen_inputs(self.network, state)
         else:
             raise ValueError(
                 f"init_weights {name_or_path}: {info.network} with {info.network_channels} channel(s) in, "

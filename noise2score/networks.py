@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,27 +22,42 @@ def _up(channels: int) -> nn.Module:
     return nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1, output_padding=1)
 
 
+# Blocks that the shared U-Net runs several times: encoder blocks 2-5, decoder blocks 4-2.
+REPEATS = {"enc_shared": DEPTH - 1, "dec_shared": DEPTH - 2}
+
+
 class N2NUNet(nn.Module):
     """Noise2Noise U-Net: 48-channel encoder with 5 poolings, 96-channel decoder.
 
     Encoder blocks 2-5 share one set of weights, as do decoder blocks 4-2 (about
-    0.70 M parameters). Output is linear (a score, not an image). Any input size:
-    reflect-padded to a multiple of 32 and cropped back.
+    0.70 M parameters), as in the authors' code; ``shared=False`` gives every scale its
+    own blocks (about 1.35 M parameters, the same compute). Output is linear (a score,
+    not an image). Any input size: reflect-padded to a multiple of 32 and cropped back.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int | None = None) -> None:
+    def __init__(self, in_channels: int = 1, out_channels: int | None = None, shared: bool = True) -> None:
         super().__init__()
         out_channels = out_channels or in_channels
         e, d = ENCODER_WIDTH, DECODER_WIDTH
+        self.shared = shared
         self.enc_first = nn.Sequential(*_conv(in_channels, e), *_conv(e, e), nn.MaxPool2d(2))
-        self.enc_shared = nn.Sequential(*_conv(e, e), nn.MaxPool2d(2))
+        self.enc_shared = self._blocks("enc_shared", lambda: nn.Sequential(*_conv(e, e), nn.MaxPool2d(2)))
         self.bottom = nn.Sequential(*_conv(e, e), _up(e))
         self.dec_first = nn.Sequential(*_conv(2 * e, d), *_conv(d, d), _up(d))
-        self.dec_shared = nn.Sequential(*_conv(d + e, d), *_conv(d, d), _up(d))
+        self.dec_shared = self._blocks(
+            "dec_shared", lambda: nn.Sequential(*_conv(d + e, d), *_conv(d, d), _up(d))
+        )
         self.head = nn.Sequential(
             *_conv(d + in_channels, 64), *_conv(64, 32), nn.Conv2d(32, out_channels, 3, padding=1)
         )
         self.reset_parameters()
+
+    def _blocks(self, name: str, make: Callable[[], nn.Module]) -> nn.Module:
+        """One block, or (unshared) a list of one per use."""
+        return make() if self.shared else nn.ModuleList(make() for _ in range(REPEATS[name]))
+
+    def _block(self, blocks: nn.Module, i: int) -> nn.Module:
+        return blocks if self.shared else blocks[i]
 
     def reset_parameters(self) -> None:
         """Weights N(0, 0.02), biases zero (the authors' initialisation)."""
@@ -56,12 +73,12 @@ class N2NUNet(nn.Module):
         if pad_h or pad_w:
             y = _reflect_pad(y, pad_h, pad_w)
         skips = [y, self.enc_first(y)]
-        for _ in range(DEPTH - 1):
-            skips.append(self.enc_shared(skips[-1]))
+        for i in range(REPEATS["enc_shared"]):
+            skips.append(self._block(self.enc_shared, i)(skips[-1]))
         out = self.bottom(skips.pop())
         out = self.dec_first(torch.cat([out, skips.pop()], 1))
-        while len(skips) > 1:
-            out = self.dec_shared(torch.cat([out, skips.pop()], 1))
+        for i in range(REPEATS["dec_shared"]):
+            out = self._block(self.dec_shared, i)(torch.cat([out, skips.pop()], 1))
         out = self.head(torch.cat([out, skips.pop()], 1))
         return out[..., :h, :w]
 
@@ -154,7 +171,29 @@ def widen_inputs(target: nn.Module, state: dict[str, Tensor]) -> None:
     target.load_state_dict(widened)
 
 
-NETWORKS = {"n2n_unet": N2NUNet}
+class N2NUNetUnshared(N2NUNet):
+    """The U-Net with its own weights at every scale (``N2NUNet(shared=False)``)."""
+
+    def __init__(self, in_channels: int = 1, out_channels: int | None = None) -> None:
+        super().__init__(in_channels, out_channels, shared=False)
+
+
+def unshare(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A shared U-Net's ``state`` for the unshared one: every use of a shared block gets
+    its own copy, so the unshared network starts out computing exactly the same."""
+    unshared = {}
+    for key, value in state.items():
+        name, _, rest = key.partition(".")
+        if name in REPEATS:
+            unshared.update({f"{name}.{i}.{rest}": value.clone() for i in range(REPEATS[name])})
+        else:
+            unshared[key] = value
+    return unshared
+
+
+NETWORKS = {"n2n_unet": N2NUNet, "n2n_unet_unshared": N2NUNetUnshared}
+# Weights of the key's network can start the value's (``STARTS[ours][theirs]``).
+STARTS = {"n2n_unet_unshared": {"n2n_unet": unshare}}
 
 
 def build_network(name: str, channels: int, out_channels: int | None = None) -> nn.Module:

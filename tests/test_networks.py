@@ -90,3 +90,17 @@ def test_per_channel_network_is_told_each_image_its_own_level(context):
         channel_scorer(told, per_channel=True, context=context, level_scale=scales[1:])(y[:1])[0],
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unshared_network_starts_as_the_shared_one_and_then_can_differ(channels):
+    from noise2score.networks import unshare
+
+    shared, unshared = build_network("n2n_unet", channels), build_network("n2n_unet_unshared", channels)
+    assert 1.3e6 < sum(p.numel() for p in unshared.parameters()) < 1.4e6
+    unshared.load_state_dict(unshare(shared.state_dict()))
+    y = torch.rand(2, channels, 40, 72)
+    assert torch.equal(unshared(y), shared(y))
+    with torch.no_grad():  # the copies are separate weights: one scale changes alone
+        unshared.dec_shared[1][0].weight.add_(0.01)
+    assert not torch.allclose(unshared(y), shared(y))

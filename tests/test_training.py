@@ -437,3 +437,31 @@ def test_hardware_summary_names_the_machine_of_each_stage():
     assert hardware_summary(unrecorded) == "an unrecorded machine, then NVIDIA H200"
     before_records = {"hardware": {"machine": "x86_64", "cpu_count": 2}, "training": {"steps": 5}}
     assert hardware_summary(before_records) == "2 CPU cores"
+
+
+def test_unshared_run_starts_from_shared_weights_and_exports_them_unshared(noisy_folders, tmp_path):
+    from safetensors.torch import save_file
+
+    from noise2score.cli import main as cli
+    from noise2score.networks import build_network, unshare
+    from noise2score.weights import WeightsInfo, load_weights
+
+    module = Noise2Score(network="n2n_unet_unshared", init_weights="gaussian25-gray")
+    module.setup("fit")
+    shared, _ = load_weights("gaussian25-gray", source="network")
+    expected = unshare(shared.state_dict())
+    assert all(torch.equal(module.network.state_dict()[k], v) for k, v in expected.items())
+
+    unshared = tmp_path / "unshared.safetensors"
+    state = build_network("n2n_unet_unshared", 1).state_dict()
+    save_file(state, str(unshared), metadata=WeightsInfo("n2n_unet_unshared", 1, "gaussian", 25.0).metadata())
+    with pytest.raises(ValueError, match="n2n_unet_unshared with 1 channel.*is n2n_unet"):
+        Noise2Score(init_weights=str(unshared)).setup("fit")  # no way back to shared weights
+
+    start = ["--model.init_weights", "gaussian25-gray", "--model.network", "n2n_unet_unshared"]
+    main(_smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2", *start))
+    out = tmp_path / "out.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
+    network, info = load_weights(out)
+    assert info.network == "n2n_unet_unshared"
+    assert sum(p.numel() for p in network.parameters()) > 1.3e6
