@@ -94,7 +94,8 @@ def write_card(
         "trained_on": _describe_data(facts),
         "training": facts,
         "command": " && ".join(f"python train.py fit --config {c}" for c in configs) or None,
-        "export": f"noise2score export <run>/checkpoints/last.ckpt {name}.safetensors --source {source}",
+        "export": f"noise2score export <run>/checkpoints/{checkpoint.name} {name}.safetensors"
+        f" --source {source}",
         # The last stage's machine; where its run has no record, the exporting one.
         "hardware": facts["hardware"][-1] if facts.get("hardware") else machine_facts(),
         "evaluation": [],

@@ -171,6 +171,12 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["steps"] == 2 and "noisy-only" in card["trained_on"]
     assert card["command"] == "python train.py fit --config configs/smoke.yaml"
+    assert card["export"].startswith("noise2score export <run>/checkpoints/last.ckpt m.safetensors")
+    best = ckpt.with_name("best-step=2.ckpt")  # the card names the checkpoint exported
+    best.write_bytes(ckpt.read_bytes())
+    assert main(["export", str(best), str(tmp_path / "b.safetensors")]) == 0
+    card = json.loads((tmp_path / "b.json").read_text())
+    assert card["export"].startswith("noise2score export <run>/checkpoints/best-step=2.ckpt b.safetensors")
 
 
 def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_path, noisy_folders):
