@@ -46,7 +46,7 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, name: str | None = None):
     from noise2score.denoiser import load_denoiser
 
     options = {
@@ -55,7 +55,29 @@ def _load(args: argparse.Namespace):
         "bf16": args.bf16,
         "ensemble": args.ensemble,
     }
-    return load_denoiser(args.weights, **options)
+    return load_denoiser(name or args.weights, **options)
+
+
+def _bundled_chooser(args: argparse.Namespace, level: float | None):
+    """For each image, the bundled weights of the noise family (--noise, Gaussian by
+    default) for its channel count, trained at its level (given, or estimated without a
+    network) where there are such weights, else the blind ones, as the demo picks."""
+    from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
+    from noise2score.level import estimate_level_without_score
+    from noise2score.metrics import from_hwc
+    from noise2score.weights import bundled_names, load_weights
+
+    family = args.noise or "gaussian"
+    names = [n for n in bundled_names() if load_weights(n)[1].family == family]
+    if not names:
+        raise ValueError(f"no bundled weights for {family} noise; pass --weights")
+    candidates = [_load(args, name) for name in names]
+
+    def choose(pixels):
+        near = level if level is not None else estimate_level_without_score(family, from_hwc(pixels))
+        return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL)
+
+    return choose
 
 
 def _check_noise(args: argparse.Namespace, family: str) -> None:
@@ -94,13 +116,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _denoise(args: argparse.Namespace) -> int:
     from noise2score.denoise_files import denoise_files
 
-    denoiser = _load(args)
-    _check_noise(args, denoiser.family)
     level = None if args.level in (None, "auto") else float(args.level)
-    if level is not None:
-        make_noise(denoiser.family, level)  # validates the range
+    denoiser = _load(args) if args.weights else None
+    if denoiser:
+        _check_noise(args, denoiser.family)
+    if level is not None:  # validates the range
+        make_noise(denoiser.family if denoiser else args.noise or "gaussian", level)
+    chosen = denoiser or _bundled_chooser(args, level)
     failures = denoise_files(
-        denoiser, args.inputs, Path(args.output), level=level, fmt=args.format, overwrite=args.overwrite
+        chosen, args.inputs, Path(args.output), level=level, fmt=args.format, overwrite=args.overwrite
     )
     return 1 if failures else 0
 
@@ -190,8 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("denoise", help="denoise image files")
     p.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
     p.add_argument("--output", "-o", required=True, help="output folder")
-    p.add_argument("--weights", default="gaussian25-gray")
-    p.add_argument("--noise", choices=FAMILIES, help="must match the weights' family")
+    p.add_argument(
+        "--weights",
+        help="bundled weight name or a .safetensors/.ckpt path (default: the bundled weights "
+        "that fit each image: its channels, the noise family, the level given or estimated)",
+    )
+    p.add_argument("--noise", choices=FAMILIES, help="noise family (default gaussian); must match --weights")
     p.add_argument("--level", default=None, help="noise level in paper units, or 'auto' (default)")
     p.add_argument("--format", choices=["png", "tif", "jpg"], help="output format (default: as input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")

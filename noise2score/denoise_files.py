@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
 
 
 def denoise_files(
-    denoiser: Denoiser,
+    denoiser: Denoiser | Callable[[np.ndarray], Denoiser],
     inputs: list[str],
     out_dir: Path,
     *,
@@ -55,7 +56,8 @@ def denoise_files(
     fmt: str | None = None,
     overwrite: bool = False,
 ) -> int:
-    """Denoise each input into ``out_dir``; returns the number of files that failed."""
+    """Denoise each input into ``out_dir``; returns the number of files that failed.
+    ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels."""
     sources = expand_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     source_set = {p.resolve() for p in sources if p.exists()}
@@ -70,9 +72,11 @@ def denoise_files(
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
             image = read_image(source)
-            result = denoiser.denoise_tensor(from_hwc(image.pixels), level)
+            chosen = denoiser if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
+            result = chosen.denoise_tensor(from_hwc(image.pixels), level)
             write_image(target, to_hwc(result.x_hat), dtype=output_dtype(image.source_dtype, target.suffix))
-            note = f" (estimated {denoiser.info.family} level {result.level:.3g})" if result.estimated else ""
+            note = f" (estimated {chosen.info.family} level {result.level:.3g})" if result.estimated else ""
+            note += "" if chosen is denoiser else f" with {chosen.info.name}"
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

@@ -131,3 +131,22 @@ def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:
     """Bundled weight name, ``.safetensors`` or Lightning ``.ckpt`` -> :class:`Denoiser`."""
     network, info = load_weights(name_or_path)
     return Denoiser(network, info, **options)
+
+
+NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model
+
+
+def choose_denoiser(
+    candidates: list[Denoiser], channels: int, level: float | None = None, tolerance: float = 0.0
+) -> Denoiser:
+    """The candidate that fits an image of ``channels``: same channel count where there
+    is one; weights trained at ``level`` (within ``tolerance``, relative) first, then
+    blind weights, then any; Gaussian before other families."""
+    fitting = [d for d in candidates if d.channels == channels] or candidates
+
+    def rank(d: Denoiser) -> tuple[bool, int]:
+        if level is not None and not d.info.blind and abs(d.info.level - level) <= tolerance * level:
+            return d.family != "gaussian", 0
+        return d.family != "gaussian", 1 if d.info.blind else 2
+
+    return min(fitting, key=rank)

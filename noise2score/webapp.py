@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from noise2score.denoise_files import output_dtype
-from noise2score.denoiser import Denoiser, load_denoiser
+from noise2score.denoiser import NEAR_LEVEL, Denoiser, choose_denoiser, load_denoiser
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
@@ -23,7 +23,6 @@ from noise2score.weights import DEFAULT_WEIGHTS
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
-NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model
 
 
 class DemoModels:
@@ -50,14 +49,7 @@ class DemoModels:
             raise ImageError(
                 f"no served model is for {family} noise; this demo serves {', '.join(self.names)}"
             )
-        fitting = [d for d in candidates if d.channels == channels] or candidates
-
-        def rank(d: Denoiser) -> tuple[bool, int]:
-            if level is not None and not d.info.blind and abs(d.info.level - level) <= tolerance * level:
-                return d.family != "gaussian", 0
-            return d.family != "gaussian", 1 if d.info.blind else 2
-
-        return min(fitting, key=rank)
+        return choose_denoiser(candidates, channels, level, tolerance)
 
     def get(self, name: str | None) -> Denoiser:
         if not name:

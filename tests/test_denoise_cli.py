@@ -233,3 +233,33 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     err = writer.stderr.read().decode()
     assert writer.wait(timeout=120) == 141
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("channels", "noise", "level", "expected"),
+    [
+        (3, "gamma", "50", "gamma50-color"),  # trained at the level given
+        (1, "gaussian", "25", "gaussian25-gray"),
+        (1, "gaussian", "35", "gaussian-blind-gray"),  # no weights at 35: the blind ones
+        (1, "gaussian", None, "gaussian50-gray"),  # the level estimated first (50)
+        (3, "poisson", "0.03", "poisson-blind-color"),
+    ],
+)
+def test_without_weights_each_image_gets_the_bundled_ones_that_fit(
+    tmp_path, capsys, channels, noise, level, expected
+):
+    from skimage import data
+
+    from noise2score.noise import make_noise
+    from noise2score.weights import bundled_names
+
+    if expected not in bundled_names():
+        pytest.skip(f"{expected} is not bundled")
+    photo = data.camera()[128:384, 128:384, None] if channels == 1 else data.astronaut()[:256, 128:384]
+    x = torch.from_numpy(photo / 255.0).float().permute(2, 0, 1)[None]
+    true_level = float(level) if level else 50.0
+    y = make_noise(noise or "gaussian", true_level).sample(x, generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in.tif", y[0].permute(1, 2, 0).numpy(), dtype=np.float32)
+    args = ["denoise", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out"), "--noise", noise]
+    assert main(args + (["--level", level] if level else [])) == 0
+    assert f"with {expected}" in capsys.readouterr().out
