@@ -65,13 +65,12 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
     from noise2score.level import estimate_level_without_score
     from noise2score.metrics import from_hwc
-    from noise2score.weights import bundled_names, load_weights
+    from noise2score.weights import bundled_names
 
     family = args.noise or "gaussian"
-    names = [n for n in bundled_names() if load_weights(n)[1].family == family]
-    if not names:
+    candidates = [d for d in (_load(args, name) for name in bundled_names()) if d.family == family]
+    if not candidates:
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
-    candidates = [_load(args, name) for name in names]
 
     def choose(pixels):
         near = level if level is not None else estimate_level_without_score(family, from_hwc(pixels))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -171,13 +172,6 @@ def widen_inputs(target: nn.Module, state: dict[str, Tensor]) -> None:
     target.load_state_dict(widened)
 
 
-class N2NUNetUnshared(N2NUNet):
-    """The U-Net with its own weights at every scale (``N2NUNet(shared=False)``)."""
-
-    def __init__(self, in_channels: int = 1, out_channels: int | None = None) -> None:
-        super().__init__(in_channels, out_channels, shared=False)
-
-
 def unshare(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """A shared U-Net's ``state`` for the unshared one: every use of a shared block gets
     its own copy, so the unshared network starts out computing exactly the same."""
@@ -191,7 +185,7 @@ def unshare(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return unshared
 
 
-NETWORKS = {"n2n_unet": N2NUNet, "n2n_unet_unshared": N2NUNetUnshared}
+NETWORKS = {"n2n_unet": N2NUNet, "n2n_unet_unshared": functools.partial(N2NUNet, shared=False)}
 # Weights of the key's network can start the value's (``STARTS[ours][theirs]``).
 STARTS = {"n2n_unet_unshared": {"n2n_unet": unshare}}
 
