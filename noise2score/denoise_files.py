@@ -80,7 +80,8 @@ def denoise_files(
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1
-            tqdm.write(f"skipped: {err}", file=sys.stderr)
+            message = str(err) if str(err).startswith(str(source)) else f"{source}: {err}"
+            tqdm.write(f"skipped: {message}", file=sys.stderr)
     if failures:
         print(f"{failures} of {len(sources)} file(s) failed", file=sys.stderr)
     return failures

@@ -22,6 +22,7 @@ from skimage.restoration import estimate_sigma
 from torch import Tensor
 
 from noise2score import patch_level
+from noise2score.image_io import ImageError
 from noise2score.noise import LEVEL_RANGES, make_noise
 
 GRIDS = {
@@ -130,7 +131,7 @@ def estimate_level_without_score(family: str, y: Tensor, *, method: str = "auto"
         if level is not None:
             return level
         if family != "gaussian":
-            raise ValueError("the image is too small to estimate the noise level: give the level")
+            raise ImageError("the image is too small to estimate the noise level: give the level")
         method = "wavelet"
     if method == "wavelet" and family == "gaussian":
         return wavelet_sigma(y)

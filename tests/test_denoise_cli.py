@@ -263,3 +263,18 @@ def test_without_weights_each_image_gets_the_bundled_ones_that_fit(
     args = ["denoise", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out"), "--noise", noise]
     assert main(args + (["--level", level] if level else [])) == 0
     assert f"with {expected}" in capsys.readouterr().out
+
+
+def test_an_image_too_small_to_estimate_is_skipped_by_name_and_the_rest_denoised(tmp_path, capsys):
+    from noise2score.weights import bundled_names
+
+    if "poisson-blind-gray" not in bundled_names():
+        pytest.skip("poisson-blind-gray is not bundled")
+    small, good = tmp_path / "small.png", tmp_path / "good.png"
+    write_image(small, RNG.random((8, 9, 1)).astype(np.float32), dtype=np.uint8)
+    write_image(good, RNG.random((64, 64, 1)).astype(np.float32), dtype=np.uint8)
+    args = ["denoise", str(small), str(good), "-o", str(tmp_path / "out"), "--weights", "poisson-blind-gray"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"skipped: {small}: the image is too small to estimate the noise level" in err
+    assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "small.png").exists()
