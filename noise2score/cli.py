@@ -61,9 +61,10 @@ def _load(args: argparse.Namespace, name: str | None = None):
 def _bundled_chooser(args: argparse.Namespace, level: float | None):
     """For each image, the bundled weights of the noise family (--noise, Gaussian by
     default) for its channel count, trained at its level (given, or estimated without a
-    network) where there are such weights, else the blind ones, as the demo picks."""
+    network; too small to estimate: blind) where there are such weights, else the blind
+    ones, as the demo picks."""
     from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
-    from noise2score.level import estimate_level_without_score
+    from noise2score.level import pca_level
     from noise2score.metrics import from_hwc
     from noise2score.weights import bundled_names
 
@@ -73,7 +74,7 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
 
     def choose(pixels):
-        near = level if level is not None else estimate_level_without_score(family, from_hwc(pixels))
+        near = level if level is not None else pca_level(family, from_hwc(pixels))
         return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL)
 
     return choose
