@@ -23,6 +23,7 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from itertools import chain
 from pathlib import Path
 
 import yaml
@@ -92,20 +93,17 @@ def shared_speed(configs: list[dict], seconds: float) -> float:
 
 
 def _make_one(folder: str, clean_root: str) -> str:
-    clean_set, family, level = parse_folder_name(folder)
-    make_noisy(Path(clean_root) / clean_set, folder, make_noise(family, level))
+    clean_set, family, level, gray = parse_folder_name(folder)
+    make_noisy(Path(clean_root) / clean_set, folder, make_noise(family, level), gray=gray)
     return folder
 
 
 def make_missing_noisy_folders(configs: list[dict], clean_root: str) -> None:
     """The configs' missing data/noisy/<set>-<family><level> folders, made side by side
     with ``make-noisy``'s defaults (seed 0): the same files as on any other machine."""
-    folders = {
-        config["data"].get(key)
-        for config in configs
-        for key in ("train_dir", "val_dir")
-        if config["data"].get(key) and parse_folder_name(config["data"][key])
-    }
+    named = [config["data"].get(key) or [] for config in configs for key in ("train_dir", "val_dir")]
+    folders = {f for f in chain.from_iterable([n] if isinstance(n, str) else n for n in named)}
+    folders = {f for f in folders if parse_folder_name(f)}
     missing = sorted(f for f in folders if not Path(f).is_dir())
     with ProcessPoolExecutor() as pool:
         for folder in pool.map(_make_one, missing, [clean_root] * len(missing)):

@@ -27,6 +27,7 @@ def _make_noisy(args: argparse.Namespace) -> int:
         make_noise(args.noise, args.level),
         seed=args.seed,
         overwrite=args.overwrite,
+        gray=args.gray,
     )
     print(f"wrote noisy copies and {record}")
     return 0
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", required=True, type=float, help="sigma (/255), zeta or k")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing noisy files")
+    p.add_argument("--gray", action="store_true", help="make colour images gray first (BT.601 luma)")
     p.set_defaults(run=_make_noisy)
 
     p = commands.add_parser("data", help="benchmark datasets: list, fetch")

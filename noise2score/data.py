@@ -158,7 +158,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train_dir: str,
+        train_dir: str | list[str],  # several noisy-only folders: their images together
         val_dir: str | list[str] | None = None,  # several noisy copies of one set: several levels
         val_clean_dir: str | None = None,
         channels: int = 1,
@@ -182,7 +182,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and not hasattr(self, "train_set"):
-            images = [t for _, t in load_folder(hp.train_dir, hp.channels)]
+            images = [t for folder in self.train_dirs for _, t in load_folder(folder, hp.channels)]
             corrupt = None
             if hp.synthetic_noise:
                 corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels, hp.synthetic_spacing)
@@ -201,6 +201,11 @@ class NoisyFolderDataModule(L.LightningDataModule):
                 levels += [level] * len(images)
             clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None
             self.val_set = PairedImages(noisy, clean, levels)
+
+    @property
+    def train_dirs(self) -> list[str]:
+        train_dir = self.hparams.train_dir
+        return [train_dir] if isinstance(train_dir, str) else list(train_dir)
 
     @property
     def val_dirs(self) -> list[str]:

@@ -48,11 +48,22 @@ def _training_facts(checkpoint: Path) -> dict:
     facts["total_steps"] = facts["steps"] + earlier.get("total_steps", earlier.get("steps", 0))
     earlier_wall = earlier.get("total_wall_time_s", earlier.get("wall_time_s", 0))
     facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier_wall
-    record = Path(facts["data"].get("train_dir", "")) / "noisy.json"
-    if record.is_file():
-        noisy = json.loads(record.read_text())
-        facts["noisy_training_data"] = {k: noisy[k] for k in ("noise", "level", "seed", "source")}
-        facts["noisy_training_data"]["images"] = len(noisy["files"])
+    train_dirs = facts["data"].get("train_dir") or []
+    records = [_noisy_record(d) for d in ([train_dirs] if isinstance(train_dirs, str) else train_dirs)]
+    if records and all(records):  # one folder: a dict, as older cards have; several: a list
+        facts["noisy_training_data"] = records[0] if len(records) == 1 else records
+    return facts
+
+
+def _noisy_record(folder: str) -> dict | None:
+    """What ``make-noisy`` recorded for a training folder; None without a record."""
+    record = Path(folder) / "noisy.json"
+    if not record.is_file():
+        return None
+    noisy = json.loads(record.read_text())
+    facts = {k: noisy[k] for k in ("noise", "level", "seed", "source")}
+    facts["gray"] = noisy.get("gray", False)
+    facts["images"] = len(noisy["files"])
     return facts
 
 
@@ -162,9 +173,14 @@ def _describe_data(facts: dict) -> str:
     noisy = facts.get("noisy_training_data")
     if not noisy:
         return "unknown" + warm
+    folders = [noisy] if isinstance(noisy, dict) else noisy
+    sources = " and ".join(
+        f"{f['source']}{' made gray' if f.get('gray') else ''} with one {f['noise']} draw "
+        f"(level {f['level']:g}, seed {f['seed']}) per image"
+        for f in folders
+    )
     return (
-        f"{noisy['images']} noisy-only images: {noisy['source']} with one {noisy['noise']} "
-        f"draw (level {noisy['level']:g}, seed {noisy['seed']}) per image, made by "
+        f"{sum(f['images'] for f in folders)} noisy-only images: {sources}, made by "
         f"`noise2score make-noisy`; no clean image was used in training{warm}"
     )
 

@@ -2,6 +2,8 @@
 
 One fixed draw per image, seeded by (seed, file name), written as float32 TIFF
 (unclipped), plus ``noisy.json`` recording noise, level, seed and source checksums.
+With ``gray``, colour images are first made gray (ITU-R BT.601 luma, as MATLAB's
+rgb2gray that made the gray benchmark sets): more gray training scenes from colour sets.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from kornia.color import rgb_to_grayscale
 
 from noise2score.datasets import sha256_file
 from noise2score.image_io import ImageError, list_images, read_image, write_image
@@ -18,14 +22,26 @@ from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
 
 RECORD_NAME = "noisy.json"
-# The folder names the configs use: data/noisy/<set>-<family><level>, e.g. cbsd432-gaussian50.
-FOLDER_NAME = re.compile(r"(?P<set>[a-z0-9]+)-(?P<family>gaussian|poisson|gamma)(?P<level>\d+(?:\.\d+)?)")
+# The folder names the configs use: data/noisy/<set>[-gray]-<family><level>, e.g.
+# cbsd432-gaussian50, or cbsd432-gray-gaussian25 for gray copies of a colour set.
+FOLDER_NAME = re.compile(
+    r"(?P<set>[a-z0-9]+)(?P<gray>-gray)?-(?P<family>gaussian|poisson|gamma)(?P<level>\d+(?:\.\d+)?)"
+)
 
 
-def parse_folder_name(path: str | Path) -> tuple[str, str, float] | None:
-    """(clean set, noise family, level) of a noisy folder named as in configs/, else None."""
+class NoisyFolder(NamedTuple):
+    clean_set: str
+    family: str
+    level: float
+    gray: bool = False
+
+
+def parse_folder_name(path: str | Path) -> NoisyFolder | None:
+    """What a noisy folder named as in configs/ holds, else None."""
     match = FOLDER_NAME.fullmatch(Path(path).name)
-    return (match["set"], match["family"], float(match["level"])) if match else None
+    if not match:
+        return None
+    return NoisyFolder(match["set"], match["family"], float(match["level"]), bool(match["gray"]))
 
 
 def make_noisy(
@@ -35,8 +51,10 @@ def make_noisy(
     *,
     seed: int = 0,
     overwrite: bool = False,
+    gray: bool = False,
 ) -> Path:
-    """Write one noisy float32 TIFF per clean image; returns the record's path."""
+    """Write one noisy float32 TIFF per clean image (colour ones made gray first with
+    ``gray``); returns the record's path."""
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     sources = list_images(clean_dir)
     if not sources:
@@ -53,10 +71,13 @@ def make_noisy(
         "level": noise.level,
         "seed": seed,
         "source": str(clean_dir),
+        "gray": gray,
         "files": {},
     }
     for path in sources:
         x = from_hwc(read_image(path).pixels)
+        if gray and x.shape[1] == 3:
+            x = rgb_to_grayscale(x)
         y = noise.sample(x, generator=seeded_generator(seed, path.name))
         write_image(out_dir / f"{path.stem}.tif", to_hwc(y).astype(np.float32), dtype=np.float32)
         record["files"][path.name] = sha256_file(path)

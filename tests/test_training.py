@@ -465,3 +465,23 @@ def test_unshared_run_starts_from_shared_weights_and_exports_them_unshared(noisy
     network, info = load_weights(out)
     assert info.network == "n2n_unet_unshared"
     assert sum(p.numel() for p in network.parameters()) > 1.3e6
+
+
+def test_several_noisy_folders_train_together_and_the_card_names_each(noisy_folders, tmp_path):
+    from noise2score.cli import main as cli
+    from noise2score.noise import make_noise
+    from noise2score.noisy_copy import make_noisy
+
+    second = tmp_path / "second"
+    make_noisy(noisy_folders["clean"], second, make_noise("gaussian", 25), seed=1)
+    folders = f"[{noisy_folders['noisy']}, {second}]"
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
+    args[args.index("--data.train_dir") + 1] = folders
+    main(args)
+    data = NoisyFolderDataModule(train_dir=[str(noisy_folders["noisy"]), str(second)], patch_size=32)
+    data.setup("fit")
+    assert len(data.train_set.images) == 8
+    out = tmp_path / "two.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
+    trained_on = json.loads(out.with_suffix(".json").read_text())["trained_on"]
+    assert trained_on.startswith("8 noisy-only images") and "seed 0" in trained_on and "seed 1" in trained_on
