@@ -10,6 +10,10 @@ factor shows how close a start is (a factor far from 1 means the network will fi
 to relearn the scale). With ``--factors`` around 1 it also shows whether weights' score
 is too small or too large at the true level. One line per weights and factor; ``--out``
 writes JSON.
+
+``--sure`` (Gaussian) also picks the score's scale c in x_hat = y + c sigma^2 s(y) per
+image, noisy-only, by SURE: x_hat is linear in c, so SURE's minimum has a closed form,
+c* = -div s / |s|^2, with div s from one Monte-Carlo probe (one more network pass).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 
 import numpy as np
+import torch
 
 from noise2score.datasets import dataset_files
 from noise2score.denoiser import Denoiser
@@ -30,6 +35,15 @@ from noise2score.weights import load_weights
 FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
+def sure_scale(denoiser: Denoiser, y: torch.Tensor, score: torch.Tensor, sigma: float) -> float:
+    """The c minimising SURE for x_hat = y + c sigma^2 s(y), Gaussian noise of ``sigma``."""
+    probe = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    step = 0.01 * sigma
+    with torch.no_grad():
+        divergence = (probe * (denoiser.score(y + step * probe) - score)).sum() / step
+    return float(-divergence / score.square().sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--noise", required=True)
@@ -39,6 +53,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4)
     parser.add_argument("--data-dir", default=os.environ.get("NOISE2SCORE_DATA", "../shared/datasets"))
     parser.add_argument("--factors", default=",".join(map(str, FACTORS)), help="comma-separated")
+    parser.add_argument("--sure", action="store_true", help="also the score's scale picked by SURE")
     parser.add_argument("--out")
     args = parser.parse_args()
     factors = [float(f) for f in args.factors.split(",")]
@@ -56,6 +71,15 @@ def main() -> None:
             values = [psnr(to_hwc(noise.tweedie(y, s)), x) for (x, y), s in zip(inputs, scores, strict=True)]
             rows.append({"weights": name, "factor": factor, "psnr": float(np.mean(values))})
             print(f"{name:24s} x{factor:<5g} {rows[-1]['psnr']:.2f} dB", flush=True)
+        if args.sure and target.family == "gaussian":
+            sigma = target.level / 255
+            scales = [sure_scale(denoiser, y, s, sigma) for (_, y), s in zip(inputs, scores, strict=True)]
+            values = [
+                psnr(to_hwc(y + c * sigma**2 * s), x)
+                for (x, y), s, c in zip(inputs, scores, scales, strict=True)
+            ]
+            rows.append({"weights": name, "sure_c": scales, "psnr": float(np.mean(values))})
+            print(f"{name:24s} SURE  {rows[-1]['psnr']:.2f} dB, c* {min(scales):.3f}-{max(scales):.3f}")
     if args.out:
         meta = {"noise": str(target), "dataset": args.dataset, "limit": args.limit, "seed": 0}
         with open(args.out, "w") as f:
