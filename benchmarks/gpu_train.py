@@ -23,7 +23,6 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from itertools import chain
 from pathlib import Path
 
 import yaml
@@ -102,8 +101,7 @@ def make_missing_noisy_folders(configs: list[dict], clean_root: str) -> None:
     """The configs' missing data/noisy/<set>-<family><level> folders, made side by side
     with ``make-noisy``'s defaults (seed 0): the same files as on any other machine."""
     named = [config["data"].get(key) or [] for config in configs for key in ("train_dir", "val_dir")]
-    folders = {f for f in chain.from_iterable([n] if isinstance(n, str) else n for n in named)}
-    folders = {f for f in folders if parse_folder_name(f)}
+    folders = {f for n in named for f in ([n] if isinstance(n, str) else n) if parse_folder_name(f)}
     missing = sorted(f for f in folders if not Path(f).is_dir())
     with ProcessPoolExecutor() as pool:
         for folder in pool.map(_make_one, missing, [clean_root] * len(missing)):
