@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from noise2score.image_io import ImageError, list_images, read_image
 from noise2score.noise import make_noise
-from noise2score.noisy_copy import RECORD_NAME
+from noise2score.noisy_copy import RECORD_NAME, as_list
 
 
 def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[str, Tensor]]:
@@ -204,13 +204,11 @@ class NoisyFolderDataModule(L.LightningDataModule):
 
     @property
     def train_dirs(self) -> list[str]:
-        train_dir = self.hparams.train_dir
-        return [train_dir] if isinstance(train_dir, str) else list(train_dir)
+        return as_list(self.hparams.train_dir)
 
     @property
     def val_dirs(self) -> list[str]:
-        val_dir = self.hparams.val_dir
-        return [val_dir] if isinstance(val_dir, str) else list(val_dir or [])
+        return as_list(self.hparams.val_dir)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from noise2score.noisy_copy import as_list
+
 
 def _training_facts(checkpoint: Path) -> dict:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -48,8 +50,7 @@ def _training_facts(checkpoint: Path) -> dict:
     facts["total_steps"] = facts["steps"] + earlier.get("total_steps", earlier.get("steps", 0))
     earlier_wall = earlier.get("total_wall_time_s", earlier.get("wall_time_s", 0))
     facts["total_wall_time_s"] = facts.get("wall_time_s", 0) + earlier_wall
-    train_dirs = facts["data"].get("train_dir") or []
-    records = [_noisy_record(d) for d in ([train_dirs] if isinstance(train_dirs, str) else train_dirs)]
+    records = [_noisy_record(d) for d in as_list(facts["data"].get("train_dir"))]
     if records and all(records):  # one folder: a dict, as older cards have; several: a list
         facts["noisy_training_data"] = records[0] if len(records) == 1 else records
     return facts
@@ -88,7 +89,7 @@ def write_card(
 ) -> Path:
     """Write ``<weights>.json`` next to the exported weights; ``config`` lists the
     training stages' configs in order (one command each)."""
-    configs = [config] if isinstance(config, str) else list(config or [])
+    configs = as_list(config)
     checkpoint, weights = Path(checkpoint), Path(weights)
     facts = _training_facts(checkpoint)
     hp = facts["model"]

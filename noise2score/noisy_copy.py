@@ -29,6 +29,11 @@ FOLDER_NAME = re.compile(
 )
 
 
+def as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """A config's one folder (or file) or several, as a list; None gives []."""
+    return [value] if isinstance(value, str) else list(value or [])
+
+
 class NoisyFolder(NamedTuple):
     clean_set: str
     family: str

@@ -46,6 +46,14 @@ def test_config_folder_names_say_which_noisy_copy_to_make():
     assert parse_folder_name("../shared/datasets/cbsd432") is None
 
 
+def test_configs_name_one_folder_or_several():
+    from noise2score.noisy_copy import as_list
+
+    assert as_list("data/noisy/a") == ["data/noisy/a"]  # not its characters
+    assert as_list(["a", "b"]) == as_list(("a", "b")) == ["a", "b"]
+    assert as_list(None) == []
+
+
 def test_gray_copies_of_colour_images_are_the_luma_made_noisy(tmp_path):
     from noise2score.image_io import write_image
     from tests.conftest import clean_crops
