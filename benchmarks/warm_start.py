@@ -35,12 +35,13 @@ from noise2score.weights import load_weights
 FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
-def sure_scale(denoiser: Denoiser, y: torch.Tensor, score: torch.Tensor, sigma: float) -> float:
-    """The c minimising SURE for x_hat = y + c sigma^2 s(y), Gaussian noise of ``sigma``."""
+def sure_scale(denoiser: Denoiser, y: torch.Tensor, score: torch.Tensor, level: float) -> float:
+    """The c minimising SURE for x_hat = y + c sigma^2 s(y), Gaussian noise of ``level``
+    (sigma = level / 255); weights told the level are told it here too."""
     probe = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
-    step = 0.01 * sigma
+    step = 0.01 * level / 255
     with torch.no_grad():
-        divergence = (probe * (denoiser.score(y + step * probe) - score)).sum() / step
+        divergence = (probe * (denoiser.score(y + step * probe, level) - score)).sum() / step
     return float(-divergence / score.square().sum())
 
 
@@ -73,7 +74,8 @@ def main() -> None:
             print(f"{name:24s} x{factor:<5g} {rows[-1]['psnr']:.2f} dB", flush=True)
         if args.sure and target.family == "gaussian":
             sigma = target.level / 255
-            scales = [sure_scale(denoiser, y, s, sigma) for (_, y), s in zip(inputs, scores, strict=True)]
+            pairs = zip(inputs, scores, strict=True)
+            scales = [sure_scale(denoiser, y, s, target.level) for (_, y), s in pairs]
             values = [
                 psnr(to_hwc(y + c * sigma**2 * s), x)
                 for (x, y), s, c in zip(inputs, scores, scales, strict=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score
@@ -71,10 +71,7 @@ class Denoiser:
                 raise ValueError(
                     f"the model {self.info.name} takes the noise level: give or estimate it first"
                 )
-            scale = level_scale(make_noise(self.family, self.info.level), torch.tensor([float(level)]))
-            scorer = channel_scorer(
-                self.network, per_channel=self.info.per_channel, context=self.info.context, level_scale=scale
-            )
+            scorer = told_scorer(self.network, self.info, torch.tensor([float(level)]))
         once = functools.partial(
             estimate_score,
             scorer,
@@ -125,6 +122,20 @@ def level_scale(noise: NoiseModel, levels: Tensor) -> Tensor:
     """What weights that take the level are told: ``levels`` (one, or one per image) as
     noise scales relative to the weights' own level, ``noise``'s."""
     return noise.sigma_a_scale(levels.float().cpu())
+
+
+def told_scorer(network: nn.Module, info: WeightsInfo, levels: Tensor) -> nn.Module:
+    """``network`` (of weights that take the level) as a score of images noisy at
+    ``levels`` (one, or one per image)."""
+    noise = make_noise(info.family, info.level)
+    output_scale = noise.noise_scale(levels.float().cpu()) if info.level_output else None
+    return channel_scorer(
+        network,
+        per_channel=info.per_channel,
+        context=info.context,
+        level_scale=level_scale(noise, levels),
+        output_scale=output_scale,
+    )
 
 
 def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:

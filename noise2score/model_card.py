@@ -102,6 +102,7 @@ def write_card(
         **({"per_channel": True} if hp.get("per_channel") else {}),
         **({"channel_context": True} if hp.get("channel_context") else {}),
         **({"level_input": True} if hp.get("level_input") else {}),
+        **({"level_output": True} if hp.get("level_output") else {}),
         "network": hp["network"],
         "trained_on": _describe_data(facts),
         "training": facts,
@@ -162,6 +163,8 @@ def _describe_data(facts: dict) -> str:
         warm += "; one network for one channel, trained on each colour channel of a crop alone"
     if facts["model"].get("level_input"):
         warm += "; the network is told each crop's noise level (an input map); in use, given or estimated"
+        if facts["model"].get("level_output"):
+            warm += "; its output is divided by the noise's scale at that level"
     if data.get("synthetic_noise"):
         low, high = data["synthetic_levels"]
         spacing = "in log(level) " if data.get("synthetic_spacing") == "log" else ""

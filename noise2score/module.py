@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from noise2score.denoiser import Denoiser, level_scale
+from noise2score.denoiser import Denoiser, told_scorer
 from noise2score.metrics import psnr
 from noise2score.networks import STARTS, build_network, channel_scorer, widen_inputs
 from noise2score.noise import make_noise
@@ -40,6 +40,10 @@ class Noise2Score(L.LightningModule):
         constant map of the level's noise scale relative to ``level``); at use the level
         is given or estimated first. For blind weights; it can start from weights
         without it, the added input at zero.
+    level_output: with ``level_input``, the score is the network's output divided by
+        the noise's scale relative to ``level`` (``NoiseModel.noise_scale``), so the
+        network outputs the same size at every level instead of one that shrinks as the
+        noise grows. It can start from told weights without it (exact at ``level``).
     noise, level: noise family and level in paper units (sigma /255, zeta, k); for
         blind weights ``level`` is only the validation level.
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
@@ -67,6 +71,7 @@ class Noise2Score(L.LightningModule):
         per_channel: bool = False,
         channel_context: bool = False,
         level_input: bool = False,
+        level_output: bool = False,
         noise: str = "gaussian",
         level: float = 25.0,
         levels: tuple[float, float] | None = None,
@@ -87,6 +92,8 @@ class Noise2Score(L.LightningModule):
         self.save_hyperparameters()
         if channel_context and not per_channel:
             raise ValueError("channel_context needs per_channel: true")
+        if level_output and not level_input:
+            raise ValueError("level_output needs level_input: true")
         self.noise = make_noise(noise, level)
         info = self._info()
         self.network = build_network(network, info.network_channels, info.network_out_channels)
@@ -118,18 +125,17 @@ class Noise2Score(L.LightningModule):
             per_channel=hp.per_channel,
             context=hp.channel_context,
             level_input=hp.level_input,
+            level_output=hp.level_output,
         )
 
     def _score_fn(self, network: torch.nn.Module, levels: Tensor | None = None) -> torch.nn.Module:
         """``network`` as a score of the images (per channel, alone or with context; told
         ``levels``, one per image, default the model's level, if it takes the level)."""
         hp = self.hparams
-        scale = None
         if hp.level_input:
-            scale = level_scale(self.noise, torch.tensor([self.noise.level]) if levels is None else levels)
-        return channel_scorer(
-            network, per_channel=hp.per_channel, context=hp.channel_context, level_scale=scale
-        )
+            told = torch.tensor([self.noise.level]) if levels is None else levels
+            return told_scorer(network, self._info(), told)
+        return channel_scorer(network, per_channel=hp.per_channel, context=hp.channel_context)
 
     def sigma_a_schedule(self) -> SigmaASchedule:
         hp = self.hparams

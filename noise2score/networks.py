@@ -123,31 +123,48 @@ class LevelInput(nn.Module):
     """Runs a network whose last input channel is the noise level: a constant map of
     ``scale`` (the level's noise scale relative to the weights' own level, as
     ``NoiseModel.sigma_a_scale`` gives it: one value, or one per image) after the image
-    channels. Per-channel networks are told inside their channel wrapper, whose batches
+    channels. With ``output_scale`` (the noise's standard deviation relative to the
+    weights' level, ``NoiseModel.noise_scale``) the output is divided by it: the score
+    shrinks as the noise grows, so the network itself outputs the same size at every
+    level. Per-channel networks are told inside their channel wrapper, whose batches
     are whole batches repeated once per channel. Wrap at use: the state dict stays the
     inner network's."""
 
-    def __init__(self, network: nn.Module, scale: Tensor) -> None:
+    def __init__(self, network: nn.Module, scale: Tensor, output_scale: Tensor | None = None) -> None:
         super().__init__()
         self.network = network
         self.scale = scale.reshape(-1)
+        self.output_scale = None if output_scale is None else output_scale.reshape(-1)
 
     def forward(self, y: Tensor) -> Tensor:
         b, _, h, w = y.shape
-        if b % self.scale.numel():
-            raise ValueError(f"{self.scale.numel()} levels for a batch of {b}")
-        scale = self.scale.to(y).repeat(b // self.scale.numel())  # antithetic pairs, tiles, channels
-        return self.network(torch.cat([y, scale.view(b, 1, 1, 1).expand(b, 1, h, w)], 1))
+        scale = self._per_sample(self.scale, y)
+        out = self.network(torch.cat([y, scale.expand(b, 1, h, w)], 1))
+        return out if self.output_scale is None else out / self._per_sample(self.output_scale, y)
+
+    @staticmethod
+    def _per_sample(values: Tensor, y: Tensor) -> Tensor:
+        """One value per sample of ``y``, shape (B, 1, 1, 1): repeated for antithetic pairs,
+        tiles and channels."""
+        b = y.shape[0]
+        if b % values.numel():
+            raise ValueError(f"{values.numel()} levels for a batch of {b}")
+        return values.to(y).repeat(b // values.numel()).view(b, 1, 1, 1)
 
 
 def channel_scorer(
-    network: nn.Module, *, per_channel: bool, context: bool, level_scale: Tensor | None = None
+    network: nn.Module,
+    *,
+    per_channel: bool,
+    context: bool,
+    level_scale: Tensor | None = None,
+    output_scale: Tensor | None = None,
 ) -> nn.Module:
     """``network`` as a score of C-channel images: as it is, per channel alone, or per
     channel with the other channels as context; told the level (``LevelInput``) where
-    ``level_scale`` is given."""
+    ``level_scale`` is given, its output divided by ``output_scale`` where that is."""
     if level_scale is not None:
-        network = LevelInput(network, level_scale)
+        network = LevelInput(network, level_scale, output_scale)
     if context:
         return ChannelContext(network)
     return ChannelFolded(network) if per_channel else network

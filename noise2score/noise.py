@@ -49,13 +49,18 @@ class NoiseModel:
         """(start, end) of the AR-DAE perturbation ramp, intensity units."""
         return (0.05, 0.001)
 
+    def noise_scale(self, levels: Tensor) -> Tensor:
+        """The noise's standard deviation at ``levels`` relative to this model's level.
+        The score's size goes as its inverse."""
+        raise NotImplementedError
+
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
         """Factor on sigma_a for crops noisy at ``levels`` (blind training): the noise
         scale of each crop relative to this model's level. sigma_a then keeps the same
         ratio to the noise at every level, so every level is smoothed alike and weighs
         alike in the loss (with one sigma_a, the low levels, whose scores are largest,
         dominate it and the high levels are left unlearnt)."""
-        raise NotImplementedError
+        return self.noise_scale(levels)
 
     def __str__(self) -> str:
         return f"{self.family} {self.unit}={self.level:g}"
@@ -82,7 +87,7 @@ class GaussianNoise(NoiseModel):
     def tweedie_with_guard(self, y: Tensor, score: Tensor) -> tuple[Tensor, int]:
         return y + self.sigma**2 * score, 0
 
-    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+    def noise_scale(self, levels: Tensor) -> Tensor:
         return levels / self.level
 
 
@@ -116,8 +121,12 @@ class PoissonNoise(NoiseModel):
         # The authors' ramp is 1.0 -> 0.5 in count units, i.e. zeta times that here.
         return (self.zeta * 1.0, self.zeta * 0.5)
 
+    def noise_scale(self, levels: Tensor) -> Tensor:
+        return (levels / self.zeta).sqrt()  # the noise's standard deviation is sqrt(zeta x)
+
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
-        # Also: Poisson values lie on a lattice of step zeta, which sigma_a must smooth.
+        # Not the noise scale: Poisson values lie on a lattice of step zeta, which
+        # sigma_a must smooth.
         return levels / self.zeta
 
 
@@ -145,7 +154,7 @@ class GammaNoise(NoiseModel):
         guarded = int((denominator < floor).sum())
         return self.k * y / denominator.clamp_min(floor), guarded
 
-    def sigma_a_scale(self, levels: Tensor) -> Tensor:
+    def noise_scale(self, levels: Tensor) -> Tensor:
         return (self.k / levels).sqrt()  # the noise's standard deviation is x / sqrt(k)
 
 

@@ -36,11 +36,14 @@ class WeightsInfo:
     per_channel: bool = False  # a one-channel network run on each colour channel alone
     context: bool = False  # per channel, the network also sees the other channels
     level_input: bool = False  # the network is told the noise level (an input channel)
+    level_output: bool = False  # told weights: the score is the output over the noise scale
 
     def __post_init__(self) -> None:
         name = f" {self.name}" if self.name else ""
         if self.context and not self.per_channel:
             raise ValueError(f"weights{name}: channel_context needs per_channel")
+        if self.level_output and not self.level_input:
+            raise ValueError(f"weights{name}: level_output needs level_input")
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -53,6 +56,7 @@ class WeightsInfo:
             **({"per_channel": "true"} if self.per_channel else {}),
             **({"channel_context": "true"} if self.context else {}),
             **({"level_input": "true"} if self.level_input else {}),
+            **({"level_output": "true"} if self.level_output else {}),
         }
 
     @property
@@ -129,6 +133,7 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
         per_channel=meta.get("per_channel") == "true",
         context=meta.get("channel_context") == "true",
         level_input=meta.get("level_input") == "true",
+        level_output=meta.get("level_output") == "true",
     )
     return load_file(str(path)), info
 
@@ -154,6 +159,7 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
         per_channel=bool(hp.get("per_channel", False)),
         context=bool(hp.get("channel_context", False)),
         level_input=bool(hp.get("level_input", False)),
+        level_output=bool(hp.get("level_output", False)),
     )
     return weights, info
 

@@ -64,6 +64,22 @@ def test_level_input_network_widened_from_plain_weights_starts_as_them():
         LevelInput(told, torch.tensor([0.6, 2.0]))(torch.rand(3, 3, 40, 40))
 
 
+def test_level_output_divides_each_images_output_by_its_noise_scale():
+    from noise2score.networks import LevelInput, channel_scorer
+
+    told = build_network("n2n_unet", 2, 1)
+    torch.nn.init.normal_(told.head[0].bias, 0.0, 0.1)
+    y = torch.rand(2, 1, 40, 40)
+    scales, noise = torch.tensor([0.6, 2.0]), torch.tensor([0.5, 4.0])
+    plain = LevelInput(told, scales)(y)
+    scaled = LevelInput(told, scales, noise)(y)
+    assert torch.allclose(scaled, plain / noise.view(2, 1, 1, 1), atol=1e-6)
+    folded = channel_scorer(told, per_channel=True, context=False, level_scale=scales, output_scale=noise)
+    y3 = torch.rand(2, 3, 40, 40)  # per channel: each image's three channels keep its own scale
+    expected = channel_scorer(told, per_channel=True, context=False, level_scale=scales)(y3)
+    assert torch.allclose(folded(y3), expected / noise.view(2, 1, 1, 1), atol=1e-6)
+
+
 @pytest.mark.parametrize("context", [False, True])
 def test_per_channel_network_is_told_each_image_its_own_level(context):
     from noise2score.networks import channel_scorer, widen_inputs

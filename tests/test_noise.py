@@ -120,3 +120,18 @@ def test_blind_sigma_a_follows_the_noise_scale_of_each_level():
     # Poisson follows the lattice step zeta of its values, which sigma_a has to smooth.
     scale = make_noise("poisson", 0.01).sigma_a_scale(torch.tensor([0.005, 0.1]))
     assert torch.allclose(scale, torch.tensor([0.5, 10.0]))
+
+
+def test_noise_scale_is_the_ratio_of_noise_standard_deviations():
+    levels = {
+        "gaussian": (25.0, [5.0, 50.0]),
+        "gamma": (100.0, [25.0, 400.0]),
+        "poisson": (0.01, [0.0025, 0.04]),
+    }
+    x = torch.full((1, 1, 128, 128), 0.5)
+    for family, (reference, drawn) in levels.items():
+        scale = make_noise(family, reference).noise_scale(torch.tensor(drawn))
+        gen = torch.Generator().manual_seed(0)
+        stds = [(make_noise(family, v).sample(x, generator=gen) - x).std() for v in [reference, *drawn]]
+        expected = torch.tensor([stds[1] / stds[0], stds[2] / stds[0]])
+        assert torch.allclose(scale, expected, rtol=0.05), family

@@ -333,6 +333,26 @@ def test_level_input_run_starts_as_its_start_weights_and_estimates_the_level_fir
         told.denoise_tensor(y, level_method="grid")
 
 
+def test_level_output_run_starts_from_told_weights_exactly_at_their_level(noisy_folders, tmp_path):
+    from noise2score.cli import main as cli
+    from noise2score.denoiser import load_denoiser
+
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
+    args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
+    blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
+    start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9", "--model.ema_decay", "null"]
+    main([*args, *blind, *start, "--model.level_input", "true", "--model.level_output", "true"])
+    out = tmp_path / "scaled.safetensors"
+    assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
+    scaled, told = load_denoiser(str(out)), load_denoiser("gaussian-blind-gray")
+    assert scaled.info.level_output and not told.info.level_output
+    y = from_hwc(read_image(list_images(noisy_folders["noisy"])[0]).pixels)
+    assert torch.allclose(scaled.score(y, 25.0), told.score(y, 25.0), atol=1e-4)  # at their own level
+    assert torch.allclose(scaled.score(y, 50.0), told.score(y, 50.0) / 2, atol=1e-4)  # sigma twice as large
+    with pytest.raises(ValueError, match="level_output needs level_input"):
+        main([*args, "--model.level_output", "true"])
+
+
 @pytest.mark.parametrize("context", [False, True])
 def test_per_channel_run_starts_from_gray_weights_and_denoises_colour(tmp_path, context):
     from safetensors.torch import save_file
