@@ -10,6 +10,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -177,6 +178,11 @@ class Noise2Score(L.LightningModule):
             ours.network_channels - 1,
             ours.network_out_channels,
         )  # the same weights, not told the level
+        if ours.level_input and info.level_input and ours.level_output != info.level_output:
+            rank_zero_warn(
+                f"init_weights {name_or_path}: level_output {info.level_output}, this model "
+                f"{ours.level_output}; the start is exact only at {self.noise}"
+            )
         if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
             self.network.load_state_dict(state)
         elif context_start or level_start:  # the added inputs (context, level map) start at zero

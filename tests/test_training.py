@@ -283,7 +283,8 @@ def test_blind_run_validates_each_noisy_copy_at_its_recorded_level(noisy_folders
     args[args.index("--data.val_dir") + 1] = f"[{noisy_folders['noisy']}, {noisy50}]"
     blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
     start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9"]  # a score that knows levels
-    cli = main([*args, *blind, *start, "--model.level_input", "true"])  # as the bundled blind weights
+    told = ["--model.level_input", "true", "--model.level_output", "true"]  # as the bundled blind weights
+    cli = main([*args, *blind, *start, *told])
     metrics = cli.trainer.callback_metrics
     model = cli.model.eval()
 
@@ -334,17 +335,30 @@ def test_level_input_run_starts_as_its_start_weights_and_estimates_the_level_fir
 
 
 def test_level_output_run_starts_from_told_weights_exactly_at_their_level(noisy_folders, tmp_path):
+    import dataclasses
+
+    from safetensors.torch import save_file
+
     from noise2score.cli import main as cli
     from noise2score.denoiser import load_denoiser
+    from noise2score.weights import load_weights
 
+    network, info = load_weights("gaussian-blind-gray", source="network")
+    start_path = tmp_path / "told.safetensors"  # told weights without level_output
+    save_file(
+        network.state_dict(),
+        str(start_path),
+        metadata=dataclasses.replace(info, level_output=False).metadata(),
+    )
     args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "2")
     args[args.index("--data.train_dir") + 1] = str(noisy_folders["clean"])
     blind = ["--data.synthetic_noise", "gaussian", "--data.synthetic_levels", "[5, 55]"]
-    start = ["--model.init_weights", "gaussian-blind-gray", "--model.lr", "1e-9", "--model.ema_decay", "null"]
-    main([*args, *blind, *start, "--model.level_input", "true", "--model.level_output", "true"])
+    start = ["--model.init_weights", str(start_path), "--model.lr", "1e-9", "--model.ema_decay", "null"]
+    with pytest.warns(UserWarning, match="exact only at gaussian sigma=25"):
+        main([*args, *blind, *start, "--model.level_input", "true", "--model.level_output", "true"])
     out = tmp_path / "scaled.safetensors"
     assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
-    scaled, told = load_denoiser(str(out)), load_denoiser("gaussian-blind-gray")
+    scaled, told = load_denoiser(str(out)), load_denoiser(str(start_path))
     assert scaled.info.level_output and not told.info.level_output
     y = from_hwc(read_image(list_images(noisy_folders["noisy"])[0]).pixels)
     assert torch.allclose(scaled.score(y, 25.0), told.score(y, 25.0), atol=1e-4)  # at their own level
