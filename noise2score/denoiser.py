@@ -18,7 +18,7 @@ from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
-from noise2score.noise import NoiseModel, make_noise
+from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
 
@@ -118,23 +118,17 @@ class Denoiser:
         return torch.from_numpy(out) if is_tensor else out
 
 
-def level_scale(noise: NoiseModel, levels: Tensor) -> Tensor:
-    """What weights that take the level are told: ``levels`` (one, or one per image) as
-    noise scales relative to the weights' own level, ``noise``'s."""
-    return noise.sigma_a_scale(levels.float().cpu())
-
-
 def told_scorer(network: nn.Module, info: WeightsInfo, levels: Tensor) -> nn.Module:
     """``network`` (of weights that take the level) as a score of images noisy at
-    ``levels`` (one, or one per image)."""
-    noise = make_noise(info.family, info.level)
-    output_scale = noise.noise_scale(levels.float().cpu()) if info.level_output else None
+    ``levels`` (one, or one per image): told them as noise scales relative to the
+    weights' own level, its output divided by the noise scale for ``level_output``."""
+    noise, levels = make_noise(info.family, info.level), levels.float().cpu()
     return channel_scorer(
         network,
         per_channel=info.per_channel,
         context=info.context,
-        level_scale=level_scale(noise, levels),
-        output_scale=output_scale,
+        level_scale=noise.sigma_a_scale(levels),
+        output_scale=noise.noise_scale(levels) if info.level_output else None,
     )
 
 
