@@ -63,7 +63,8 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     """For each image, the bundled weights of the noise family (--noise, Gaussian by
     default) for its channel count, trained at its level (given, or estimated without a
     network; too small to estimate: blind) where there are such weights, else the blind
-    ones, as the demo picks."""
+    ones, as the demo picks. It returns the weights and the estimate, so that the level
+    is estimated once."""
     from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
     from noise2score.level import pca_level
     from noise2score.metrics import from_hwc
@@ -76,7 +77,7 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
 
     def choose(pixels):
         near = level if level is not None else pca_level(family, from_hwc(pixels))
-        return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL)
+        return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL), near
 
     return choose
 

@@ -48,7 +48,7 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
 
 
 def denoise_files(
-    denoiser: Denoiser | Callable[[np.ndarray], Denoiser],
+    denoiser: Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]],
     inputs: list[str],
     out_dir: Path,
     *,
@@ -57,7 +57,8 @@ def denoise_files(
     overwrite: bool = False,
 ) -> int:
     """Denoise each input into ``out_dir``; returns the number of files that failed.
-    ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels."""
+    ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels and
+    returns it with the level it estimated for the pick (None: let the denoiser estimate)."""
     sources = expand_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     source_set = {p.resolve() for p in sources if p.exists()}
@@ -72,10 +73,10 @@ def denoise_files(
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
             image = read_image(source)
-            chosen = denoiser if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
-            result = chosen.denoise_tensor(from_hwc(image.pixels), level)
+            chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
+            result = chosen.denoise_tensor(from_hwc(image.pixels), level if level is not None else estimate)
             write_image(target, to_hwc(result.x_hat), dtype=output_dtype(image.source_dtype, target.suffix))
-            note = f" (estimated {chosen.info.family} level {result.level:.3g})" if result.estimated else ""
+            note = f" (estimated {chosen.info.family} level {result.level:.3g})" if level is None else ""
             note += "" if chosen is denoiser else f" with {chosen.info.name}"
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:

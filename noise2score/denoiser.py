@@ -139,13 +139,15 @@ def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:
 
 
 NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model
+# (or blind weights of its family that measured better there)
 
 
 def choose_denoiser(
     candidates: list[Denoiser], channels: int, level: float | None = None, tolerance: float = 0.0
 ) -> Denoiser:
     """The candidate that fits an image of ``channels``: same channel count where there
-    is one; weights trained at ``level`` (within ``tolerance``, relative) first, then
+    is one; weights trained at ``level`` (within ``tolerance``, relative) first, unless
+    blind weights of that family measured better at their level (model cards), then
     blind weights, then any; Gaussian before other families."""
     fitting = [d for d in candidates if d.channels == channels] or candidates
 
@@ -154,4 +156,26 @@ def choose_denoiser(
             return d.family != "gaussian", 0
         return d.family != "gaussian", 1 if d.info.blind else 2
 
-    return min(fitting, key=rank)
+    chosen = min(fitting, key=rank)
+    if rank(chosen)[1] == 0:
+        blind = [d for d in fitting if d.info.blind and d.family == chosen.family]
+        chosen = max([chosen, *blind], key=lambda d: _mean_measured(d, chosen))  # ties: chosen
+    return chosen
+
+
+def measured_psnr(info: WeightsInfo, family: str, level: float) -> dict[str, float]:
+    """PSNR per test set that the weights' model card records for ``family`` noise at
+    ``level`` (level given or estimated)."""
+    noise = str(make_noise(family, level))
+    rows = info.card.get("evaluation", [])
+    return {r["dataset"]: r["psnr"] for r in rows if r.get("noise", "").split(",")[0] == noise}
+
+
+def _mean_measured(d: Denoiser, fixed: Denoiser) -> float:
+    """Mean card PSNR of ``d`` on the sets where ``fixed`` was measured at its level;
+    -inf where ``d`` lacks one of them (0 for all when ``fixed`` has none)."""
+    reference = measured_psnr(fixed.info, fixed.family, fixed.info.level)
+    measured = measured_psnr(d.info, fixed.family, fixed.info.level)
+    if any(s not in measured for s in reference):
+        return float("-inf")
+    return float(np.mean([measured[s] for s in reference])) if reference else 0.0

@@ -177,6 +177,32 @@ def test_auto_model_choice_prefers_weights_of_the_level_then_blind_weights():
     assert len(listed) == len(models.names)  # "auto" lists every model in one line, not whole cards
 
 
+def test_blind_weights_that_measured_better_at_a_level_are_picked_over_those_trained_there():
+    from noise2score.denoiser import Denoiser, choose_denoiser
+    from noise2score.networks import build_network
+    from noise2score.weights import WeightsInfo
+
+    def denoiser(name, level, levels=None, measured=()):
+        card = {"evaluation": [{"dataset": s, "noise": n, "psnr": v} for s, n, v in measured]}
+        info = WeightsInfo("n2n_unet", 1, "poisson", level, name=name, levels=levels, card=card)
+        return Denoiser(build_network("n2n_unet", 1), info)
+
+    fixed = denoiser(
+        "p01", 0.01, measured=[("bsd68", "poisson zeta=0.01", 30.5), ("set12", "poisson zeta=0.01", 31.0)]
+    )
+    estimated = "poisson zeta=0.01, level estimated"
+    better = denoiser("better", 0.05, (0.005, 0.1), [("bsd68", estimated, 30.6), ("set12", estimated, 31.0)])
+    worse = denoiser("worse", 0.05, (0.005, 0.1), [("bsd68", estimated, 30.6), ("set12", estimated, 30.8)])
+    elsewhere = denoiser(
+        "elsewhere", 0.05, (0.005, 0.1), [("bsd68", "poisson zeta=0.05, level estimated", 40.0)]
+    )
+    assert choose_denoiser([fixed, better], 1, 0.0105, 0.1).info.name == "better"
+    assert choose_denoiser([fixed, worse], 1, 0.0105, 0.1).info.name == "p01"
+    assert choose_denoiser([fixed, elsewhere], 1, 0.0105, 0.1).info.name == "p01"  # not measured at 0.01
+    assert choose_denoiser([fixed, better], 1, 0.03, 0.1).info.name == "better"  # no weights at 0.03
+    assert choose_denoiser([denoiser("bare", 0.01), better], 1, 0.01).info.name == "bare"  # no card rows
+
+
 def test_self_ensemble_is_per_request_and_bounded(noisy_image):
     from noise2score.image_io import ImageError
     from noise2score.webapp import DemoModels, run
