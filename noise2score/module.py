@@ -178,7 +178,7 @@ class Noise2Score(L.LightningModule):
             ours.network_channels - 1,
             ours.network_out_channels,
         )  # the same weights, not told the level
-        if ours.level_input and info.level_input and ours.level_output != info.level_output:
+        if ours.level_output != info.level_output:  # untold weights have no level_output either
             rank_zero_warn(
                 f"init_weights {name_or_path}: level_output {info.level_output}, this model "
                 f"{ours.level_output}; the start is exact only at {self.noise}"

@@ -365,6 +365,11 @@ def test_level_output_run_starts_from_told_weights_exactly_at_their_level(noisy_
     assert torch.allclose(scaled.score(y, 50.0), told.score(y, 50.0) / 2, atol=1e-4)  # sigma twice as large
     with pytest.raises(ValueError, match="level_output needs level_input"):
         main([*args, "--model.level_output", "true"])
+    untold = ["--model.init_weights", "gaussian25-gray", "--trainer.default_root_dir", str(tmp_path / "run2")]
+    with pytest.warns(
+        UserWarning, match="gaussian25-gray: level_output False"
+    ):  # from weights not told either
+        main([*args, *blind, *untold, "--model.level_input", "true", "--model.level_output", "true"])
 
 
 @pytest.mark.parametrize("context", [False, True])
