@@ -157,9 +157,20 @@ def choose_denoiser(
         return d.family != "gaussian", 1 if d.info.blind else 2
 
     chosen = min(fitting, key=rank)
-    if rank(chosen)[1] == 0:
-        blind = [d for d in fitting if d.info.blind and d.family == chosen.family]
-        chosen = max([chosen, *blind], key=lambda d: _mean_measured(d, chosen))  # ties: chosen
+    if rank(chosen)[1] == 0:  # blind weights of its family that measured better at its level win
+        family, at = chosen.family, chosen.info.level
+        sets = measured_psnr(chosen.info, family, at)
+
+        def mean(d: Denoiser) -> float:  # over the sets ``chosen`` was measured on; ties: chosen
+            measured = measured_psnr(d.info, family, at)
+            return (
+                float(np.mean([measured[s] for s in sets]))
+                if sets and sets.keys() <= measured.keys()
+                else -np.inf
+            )
+
+        blind = [d for d in fitting if d.info.blind and d.family == family]
+        chosen = max([chosen, *blind], key=mean)
     return chosen
 
 
@@ -169,13 +180,3 @@ def measured_psnr(info: WeightsInfo, family: str, level: float) -> dict[str, flo
     noise = str(make_noise(family, level))
     rows = info.card.get("evaluation", [])
     return {r["dataset"]: r["psnr"] for r in rows if r.get("noise", "").split(",")[0] == noise}
-
-
-def _mean_measured(d: Denoiser, fixed: Denoiser) -> float:
-    """Mean card PSNR of ``d`` on the sets where ``fixed`` was measured at its level;
-    -inf where ``d`` lacks one of them (0 for all when ``fixed`` has none)."""
-    reference = measured_psnr(fixed.info, fixed.family, fixed.info.level)
-    measured = measured_psnr(d.info, fixed.family, fixed.info.level)
-    if any(s not in measured for s in reference):
-        return float("-inf")
-    return float(np.mean([measured[s] for s in reference])) if reference else 0.0
