@@ -162,7 +162,11 @@ def _describe_data(facts: dict) -> str:
     elif facts["model"].get("per_channel"):
         warm += "; one network for one channel, trained on each colour channel of a crop alone"
     if facts["model"].get("level_input"):
-        warm += "; the network is told each crop's noise level (an input map); in use, given or estimated"
+        level = facts["model"]["level"]
+        told = "each crop's noise level (an input map)"
+        if not data.get("synthetic_noise"):
+            told = f"the level (an input map; {level:g} throughout)"
+        warm += f"; the network is told {told}; in use, given or estimated"
         if facts["model"].get("level_output"):
             warm += "; its output is divided by the noise's scale at that level"
     if data.get("synthetic_noise"):
@@ -185,7 +189,7 @@ def _describe_data(facts: dict) -> str:
     )
     return (
         f"{sum(f['images'] for f in folders)} noisy-only images: {sources}, made by "
-        f"`noise2score make-noisy`; no clean image was used in training{warm}"
+        f"`noise2score make-noisy`; no clean image was used in {'this stage' if init else 'training'}{warm}"
     )
 
 

@@ -243,7 +243,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
         (1, "gaussian", "35", "gaussian-blind-gray"),  # no weights at 35: the blind ones
         (1, "gaussian", None, "gaussian50-gray"),  # the level estimated first (50)
         (3, "poisson", "0.03", "poisson-blind-color"),
-        (3, "poisson", "0.01", "poisson-blind-color"),  # measured above poisson0.01-color there
+        (3, "poisson", "0.01", "poisson0.01-color"),  # measured above poisson-blind-color there
     ],
 )
 def test_without_weights_each_image_gets_the_bundled_ones_that_fit(

@@ -1,0 +1,20 @@
+from noise2score.model_card import _describe_data
+
+
+def _facts(**data):
+    model = {"level": 0.01, "level_input": True, "level_output": True, "init_weights": "poisson-blind-color"}
+    noisy = {"source": "cbsd432", "noise": "poisson", "level": 0.01, "seed": 0, "images": 432}
+    return {"model": model, "data": {"patch_size": 64, **data}, "noisy_training_data": noisy}
+
+
+def test_told_weights_of_one_level_say_the_level_they_were_told():
+    text = _describe_data(_facts(train_dir="data/noisy/cbsd432-poisson0.01"))
+    assert "told the level (an input map; 0.01 throughout)" in text and "each crop's" not in text
+    assert "divided by the noise's scale" in text and "one poisson draw" in text
+    assert "no clean image was used in this stage" in text
+
+
+def test_told_blind_weights_say_each_crop_has_its_level():
+    facts = _facts(train_dir="cbsd432", synthetic_noise="poisson", synthetic_levels=[0.005, 0.1])
+    text = _describe_data(facts)
+    assert "told each crop's noise level" in text and "on the fly" in text
