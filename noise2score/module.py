@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from noise2score.denoiser import Denoiser, told_scorer
 from noise2score.metrics import psnr
-from noise2score.networks import STARTS, build_network, channel_scorer, widen_inputs
+from noise2score.networks import STARTS, build_network, channel_scorer, rebase_level, widen_inputs
 from noise2score.noise import make_noise
 from noise2score.score_loss import SigmaASchedule, ardae_loss
 from noise2score.weights import WeightsInfo, load_weights
@@ -183,6 +183,8 @@ class Noise2Score(L.LightningModule):
                 f"init_weights {name_or_path}: level_output {info.level_output}, this model "
                 f"{ours.level_output}; the start is exact only at {self.noise}"
             )
+        elif ours.level_input and info.level_input and info.level != ours.level:
+            state = self._rebased(state, info)
         if theirs == (ours.network, ours.network_channels, ours.network_out_channels):
             self.network.load_state_dict(state)
         elif context_start or level_start:  # the added inputs (context, level map) start at zero
@@ -192,6 +194,17 @@ class Noise2Score(L.LightningModule):
                 f"init_weights {name_or_path}: {info.network} with {info.network_channels} channel(s) in, "
                 f"this model is {ours.network} with {ours.network_channels}"
             )
+
+    def _rebased(self, state: dict[str, Tensor], info: WeightsInfo) -> dict[str, Tensor]:
+        """Told weights of another reference level (e.g. blind weights at zeta 0.05 for a
+        run at 0.01), rebased so that the start is exact at every level."""
+        if info.family != self.noise.family:  # no exact start across families
+            rank_zero_warn(f"init_weights: told {info.family} weights for a {self.noise.family} model")
+            return state
+        theirs, ours = make_noise(info.family, info.level), torch.tensor([self.noise.level])
+        input_factor = float(theirs.sigma_a_scale(ours))  # their level map at our level; ours reads 1
+        output_factor = 1 / float(theirs.noise_scale(ours)) if info.level_output else 1.0
+        return rebase_level(state, input_factor, output_factor)
 
     def on_fit_start(self) -> None:
         self._schedule = self.sigma_a_schedule()  # fixed for the run; a function of step only

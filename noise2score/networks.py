@@ -189,6 +189,26 @@ def widen_inputs(target: nn.Module, state: dict[str, Tensor]) -> None:
     target.load_state_dict(widened)
 
 
+def rebase_level(state: dict[str, Tensor], input_factor: float, output_factor: float) -> dict[str, Tensor]:
+    """``state`` of told N2NUNet weights moved to another reference level: the level
+    map (the last input channel, read by the first encoder conv and, through the image
+    skip, by the first head conv) weighs ``input_factor`` more, the output
+    ``output_factor`` more. Both are linear there, so the rebased network computes
+    exactly what the old one did at every level."""
+    rebased = dict(state)
+    for key in ("enc_first.0.weight", "head.0.weight"):
+        weight = state[key].clone()
+        weight[:, -1] *= input_factor
+        rebased[key] = weight
+    last = max(
+        (k for k in state if k.startswith("head.") and k.endswith(".weight")),
+        key=lambda k: int(k.split(".")[1]),
+    )
+    for key in (last, last.removesuffix("weight") + "bias"):
+        rebased[key] = state[key] * output_factor
+    return rebased
+
+
 def unshare(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """A shared U-Net's ``state`` for the unshared one: every use of a shared block gets
     its own copy, so the unshared network starts out computing exactly the same."""

@@ -253,6 +253,44 @@ def test_warm_start_loads_the_named_weights(tmp_path):
         Noise2Score(channels=3, init_weights=str(path)).setup("fit")
 
 
+@pytest.mark.parametrize(
+    ("family", "theirs", "ours", "probe", "level_output"),
+    [
+        ("poisson", 0.05, 0.01, 0.03, True),
+        ("gaussian", 25.0, 50.0, 15.0, True),
+        ("gamma", 100.0, 50.0, 70.0, False),
+    ],
+)
+def test_warm_start_rebases_told_weights_to_another_level(
+    tmp_path, family, theirs, ours, probe, level_output
+):
+    from safetensors.torch import save_file
+
+    from noise2score.denoiser import told_scorer
+    from noise2score.networks import build_network
+    from noise2score.weights import WeightsInfo
+
+    torch.manual_seed(0)
+    source = build_network("n2n_unet", 2, 1)  # image and level map in
+    for parameter in source.parameters():  # biases too, so that none of them is zero
+        parameter.data.normal_(0.0, 0.05)
+    info = WeightsInfo("n2n_unet", 1, family, theirs, level_input=True, level_output=level_output)
+    path = tmp_path / "told.safetensors"
+    save_file(source.state_dict(), str(path), metadata=info.metadata())
+    model = Noise2Score(
+        noise=family, level=ours, level_input=True, level_output=level_output, init_weights=str(path)
+    )
+    model.setup("fit")
+    y = torch.rand(2, 1, 32, 32) + 0.5
+    for level in (ours, probe, theirs):
+        told = torch.tensor([level])
+        with torch.no_grad():
+            expected = told_scorer(source, info, told)(y)
+            got = told_scorer(model.network, model._info(), told)(y)
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5), level
+    assert not torch.equal(model.network.state_dict()["head.0.weight"], source.state_dict()["head.0.weight"])
+
+
 def test_blind_run_exports_weights_that_know_their_range(noisy_folders, tmp_path):
     import json
 
