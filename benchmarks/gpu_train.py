@@ -129,7 +129,7 @@ def pack(root: Path, out: Path) -> None:
 
 def slim_checkpoints(root: Path) -> None:
     """Drop Adam's moments from the run's last.ckpt: the network and its EMA stay (what
-    ``noise2score export`` and a warm start read); a resume then restarts Adam."""
+    ``noise2score export`` and a warm start read); ``--ckpt_path`` can no longer resume it."""
     import torch
 
     for ckpt in root.glob("checkpoints/last*.ckpt"):
