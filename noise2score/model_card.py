@@ -199,7 +199,9 @@ def add_evaluation(weights: str | Path, rows: list[dict]) -> None:
     if not path.is_file():
         return
     card = json.loads(path.read_text())
-    card["evaluation"] = rows
+    # The headline is formatted from the unrounded means, as RESULTS.md is: rounding to
+    # three decimals first can flip the second (28.30505 -> 28.305 -> "28.30").
+    card["evaluation"] = [{**r, "psnr": round(r["psnr"], 3), "ssim": round(r["ssim"], 4)} for r in rows]
     several = len({r["noise"] for r in rows}) > 1  # blind weights: name the level of each
 
     def label(row: dict) -> str:  # "bsd68" or, for blind weights, "bsd68 sigma=15"

@@ -109,8 +109,8 @@ def collect(
                     "dataset": dataset,
                     "noise": row["noise"],
                     "seed": seed,
-                    "psnr": round(ours["mean_psnr"], 3),
-                    "ssim": round(ours["mean_ssim"], 4),
+                    "psnr": ours["mean_psnr"],
+                    "ssim": ours["mean_ssim"],
                     "paper": row["paper"],
                     "command": row["command"],
                 }

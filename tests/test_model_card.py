@@ -1,4 +1,6 @@
-from noise2score.model_card import _describe_data
+import json
+
+from noise2score.model_card import _describe_data, add_evaluation
 
 
 def _facts(**data):
@@ -18,3 +20,13 @@ def test_told_blind_weights_say_each_crop_has_its_level():
     facts = _facts(train_dir="cbsd432", synthetic_noise="poisson", synthetic_levels=[0.005, 0.1])
     text = _describe_data(facts)
     assert "told each crop's noise level" in text and "on the fly" in text
+
+
+def test_headline_rounds_the_unrounded_mean_as_results_md_does(tmp_path):
+    card = tmp_path / "w.json"
+    card.write_text(json.dumps({"name": "w", "headline": ""}))
+    row = {"dataset": "cbsd68", "noise": "poisson zeta=0.05", "psnr": 28.30505, "ssim": 0.789812}
+    add_evaluation(tmp_path / "w.safetensors", [row])
+    written = json.loads(card.read_text())
+    assert written["headline"] == "cbsd68 28.31 dB"  # 28.305 first, then .2f, would say 28.30
+    assert written["evaluation"][0]["psnr"] == 28.305 and written["evaluation"][0]["ssim"] == 0.7898

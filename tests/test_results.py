@@ -1,4 +1,9 @@
+import json
+import re
+from pathlib import Path
+
 from noise2score.results import PAPER, render
+from noise2score.weights import BUNDLED_DIR
 
 
 def _result(psnr, ssim):
@@ -121,3 +126,12 @@ def test_keep_unchanged_measures_again_what_an_older_level_estimator_gave(monkey
     monkeypatch.setitem(patch_level.REVISION, "poisson", 1)
     results.collect(None, previous=first, **quiet)
     assert len(calls) == 2 * measured  # revision 1 then and now: kept
+
+
+def test_bundled_cards_headline_the_numbers_of_results_md():
+    measured = {}
+    for row in json.loads((Path(__file__).parents[1] / "RESULTS.json").read_text()):
+        measured.setdefault(row["weights"], []).append(f"{row['ours']['mean_psnr']:.2f}")
+    for name, values in measured.items():
+        card = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
+        assert re.findall(r"(\d+\.\d\d) dB", card["headline"]) == values, name
