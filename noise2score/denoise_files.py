@@ -11,7 +11,18 @@ import numpy as np
 from tqdm import tqdm
 
 from noise2score.denoiser import Denoiser
-from noise2score.image_io import IMAGE_SUFFIXES, ImageError, list_images, read_image, write_image
+from noise2score.image_io import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    LoadedImage,
+    count_pages,
+    from_float,
+    list_images,
+    read_image,
+    read_pages,
+    write_image,
+    write_pages,
+)
 from noise2score.metrics import from_hwc, to_hwc
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
@@ -47,8 +58,44 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
     return np.dtype(np.uint16) if source_dtype.itemsize > 1 else np.dtype(np.uint8)
 
 
+Picker = Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]]
+
+
+def _denoise_file(denoiser: Picker, source: Path, target: Path, level: float | None) -> str:
+    """Denoise ``source`` (an image or a TIFF stack, page by page) into ``target``;
+    returns what its output line adds: the level estimated and the weights picked."""
+    count = count_pages(source)
+    if count > 1 and target.suffix.lower() not in (".tif", ".tiff"):
+        raise ImageError(f"{source}: a stack of {count} pages is written as TIFF only; use --format tif")
+    used: list[tuple[Denoiser, float]] = []
+
+    def denoised(image: LoadedImage) -> np.ndarray:
+        chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
+        result = chosen.denoise_tensor(from_hwc(image.pixels), level if level is not None else estimate)
+        used.append((chosen, result.level))
+        return to_hwc(result.x_hat)
+
+    if count == 1:
+        image = read_image(source)
+        write_image(target, denoised(image), dtype=output_dtype(image.source_dtype, target.suffix))
+    else:
+        pages = (
+            from_float(denoised(image), output_dtype(image.source_dtype, target.suffix))
+            for image in tqdm(read_pages(source), total=count, desc=source.name, unit="page", leave=False)
+        )
+        write_pages(target, pages, count)
+    levels = sorted(lvl for _, lvl in used)
+    span = f"{levels[0]:.3g}" if levels[0] == levels[-1] else f"{levels[0]:.3g}-{levels[-1]:.3g}"
+    notes = [f"{count} pages"] if count > 1 else []
+    if level is None:
+        notes.append(f"estimated {used[0][0].info.family} level {span}")
+    names = dict.fromkeys(chosen.info.name for chosen, _ in used if chosen is not denoiser)
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return note + (f" with {', '.join(names)}" if names else "")
+
+
 def denoise_files(
-    denoiser: Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]],
+    denoiser: Picker,
     inputs: list[str],
     out_dir: Path,
     *,
@@ -72,12 +119,7 @@ def denoise_files(
                 )
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
-            image = read_image(source)
-            chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
-            result = chosen.denoise_tensor(from_hwc(image.pixels), level if level is not None else estimate)
-            write_image(target, to_hwc(result.x_hat), dtype=output_dtype(image.source_dtype, target.suffix))
-            note = f" (estimated {chosen.info.family} level {result.level:.3g})" if level is None else ""
-            note += "" if chosen is denoiser else f" with {chosen.info.name}"
+            note = _denoise_file(denoiser, source, target, level)
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

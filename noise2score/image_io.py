@@ -6,9 +6,12 @@ Integer images are scaled by their dtype range; float TIFF is taken as-is
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import secrets
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +46,68 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     """Read PNG, JPEG or TIFF (8/16-bit integer or float32, gray or RGB).
 
     Palette images become RGB; an alpha channel is dropped when fully opaque and
-    refused otherwise. Raises :class:`ImageError` with a one-line message.
+    refused otherwise. A multi-page TIFF (a stack) is refused: :func:`read_pages`
+    reads those. Raises :class:`ImageError` with a one-line message.
     """
+    path = _existing(path)
+    with _reading(path):
+        if _is_tiff(path):
+            with tifffile.TiffFile(path) as tif:
+                pages = _full_pages(tif)
+                if len(pages) > 1:
+                    raise ImageError(
+                        f"{path}: a stack of {len(pages)} pages; give one image "
+                        "(`noise2score denoise` and training take stacks page by page)"
+                    )
+                array = _page_array(path, pages[0], max_pixels)
+        else:
+            array = _read_with_pillow(path, max_pixels)
+    return LoadedImage(to_float(array, name=str(path), max_pixels=max_pixels), array.dtype, path)
+
+
+def count_pages(path: str | Path) -> int:
+    """How many images ``path`` holds: the full-size pages of a TIFF, else 1."""
+    path = _existing(path)
+    if not _is_tiff(path):
+        return 1
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        return len(_full_pages(tif))
+
+
+def read_pages(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[LoadedImage]:
+    """The images in ``path``, one at a time: each page of a TIFF stack in order (its
+    thumbnails left out), or the one image of any other file. ``max_pixels`` bounds
+    each page; pages are decoded as they are asked for."""
+    path = _existing(path)
+    if not _is_tiff(path):
+        yield read_image(path, max_pixels=max_pixels)
+        return
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        pages = _full_pages(tif)
+        for index, page in enumerate(pages):
+            name = f"{path} (page {index + 1} of {len(pages)})" if len(pages) > 1 else str(path)
+            array = _page_array(name, page, max_pixels)
+            yield LoadedImage(to_float(array, name=name, max_pixels=max_pixels), array.dtype, path)
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    return path
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in (".tif", ".tiff")
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a decoder's error into a one-line :class:`ImageError` naming ``path``."""
     try:
-        is_tiff = path.suffix.lower() in (".tif", ".tiff")
-        array = _read_tiff(path, max_pixels) if is_tiff else _read_with_pillow(path, max_pixels)
+        yield
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -61,20 +116,28 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError, png.Error) as err:
         raise ImageError(f"{path}: not a readable image ({_first_line(err)})") from None
-    return LoadedImage(to_float(array, name=str(path), max_pixels=max_pixels), array.dtype, path)
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+def _check_size(path: str | Path, width: int, height: int, max_pixels: int) -> None:
     """Refuse huge images before decoding them."""
     if width * height > max_pixels:
         raise ImageError(f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
 
 
-def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        _check_size(path, page.imagewidth, page.imagelength, max_pixels)
-        array = page.asarray()
+def _full_pages(tif: tifffile.TiffFile) -> list[tifffile.TiffPage]:
+    """The pages that are images of their own, not reduced-size previews of another."""
+    pages = [page for page in tif.pages if not page.is_reduced]
+    if not pages:
+        raise ImageError(f"{tif.filename}: no image in the file")
+    if tif.is_imagej and (tif.imagej_metadata or {}).get("images", 1) > len(pages):
+        # ImageJ writes stacks past 4 GiB as raw data after one page: not readable page by page
+        raise ImageError(f"{tif.filename}: an ImageJ stack stored without a page per image; save it in parts")
+    return pages
+
+
+def _page_array(name: str | Path, page: tifffile.TiffPage, max_pixels: int) -> np.ndarray:
+    _check_size(name, page.imagewidth, page.imagelength, max_pixels)
+    array = page.asarray()
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
     return array
@@ -163,32 +226,56 @@ def write_image(path: str | Path, pixels: np.ndarray, *, dtype: np.dtype | type 
     """
     path = Path(path)
     array = from_float(pixels, dtype)
-    suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".partial-", dir=path.parent)
-    os.close(fd)
-    try:
-        _encode(Path(tmp), array, suffix)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _written_whole(path) as tmp:
+        _encode(tmp, array, path)
     return path
 
 
-def _encode(path: Path, array: np.ndarray, suffix: str) -> None:
+@contextmanager
+def _written_whole(path: Path) -> Iterator[Path]:
+    """A new name beside ``path`` to write to, renamed to ``path`` only when the block
+    ends without error (and removed when it does not). The file gets the usual
+    permissions (umask), as any file the user writes."""
+    tmp = path.with_name(f".partial-{secrets.token_hex(6)}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _encode(tmp: Path, array: np.ndarray, path: Path) -> None:
+    """Write ``array`` to ``tmp`` in the format of ``path``'s suffix."""
+    suffix = path.suffix.lower()
     squeezed = array[:, :, 0] if array.shape[2] == 1 else array
     if suffix in (".tif", ".tiff"):
-        tifffile.imwrite(path, squeezed, photometric="rgb" if array.shape[2] == 3 else "minisblack")
+        tifffile.imwrite(tmp, squeezed, photometric="rgb" if array.shape[2] == 3 else "minisblack")
     elif suffix == ".png" and array.dtype == np.uint16:
         h, w, c = array.shape
         mode = "RGB;16" if c == 3 else "L;16"
-        png.from_array(array.reshape(h, w * c), mode).save(str(path))
+        png.from_array(array.reshape(h, w * c), mode).save(str(tmp))
     elif suffix == ".png" and array.dtype == np.uint8:
-        Image.fromarray(squeezed).save(path)
+        Image.fromarray(squeezed).save(tmp)
     elif suffix in (".jpg", ".jpeg") and array.dtype == np.uint8:
-        Image.fromarray(squeezed).save(path, quality=95)
+        Image.fromarray(squeezed).save(tmp, quality=95)
     else:
         raise ImageError(f"{path.name}: cannot write {array.dtype} pixels as {suffix}; use .tif")
+
+
+def write_pages(path: str | Path, pages: Iterable[np.ndarray], count: int) -> Path:
+    """Write ``count`` (H, W, C) arrays, as they are (integer or float32), as one
+    multi-page TIFF, atomically: pages are encoded as they come, and the file appears
+    complete or not at all (an error from ``pages`` leaves nothing behind)."""
+    path = Path(path)
+    pages = iter(pages)
+    first = next(pages)
+    bigtiff = first.nbytes * count > 2**31  # classic TIFF offsets end at 4 GiB
+    with _written_whole(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tiff:
+        for array in itertools.chain([first], pages):
+            squeezed = array[:, :, 0] if array.shape[2] == 1 else array
+            photometric = "rgb" if array.shape[2] == 3 else "minisblack"
+            tiff.write(squeezed, photometric=photometric, metadata=None)  # one series when alike
+    return path
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -6,6 +6,7 @@ import tifffile
 import torch
 from PIL import Image
 
+from noise2score import load_denoiser
 from noise2score.cli import main
 from noise2score.denoiser import Denoiser
 from noise2score.image_io import read_image, write_image
@@ -279,3 +280,18 @@ def test_an_image_too_small_to_estimate_is_skipped_by_name_and_the_rest_denoised
     err = capsys.readouterr().err
     assert f"skipped: {small}: the image is too small to estimate the noise level" in err
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "small.png").exists()
+
+
+def test_a_tiff_stack_is_denoised_page_by_page_into_one_stack(weights_file, tmp_path, capsys):
+    pages = RNG.integers(0, 65536, (5, 40, 48), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", pages)
+    assert _denoise(weights_file, tmp_path / "stack.tif", "--output", tmp_path / "out") == 0
+    out = tifffile.imread(tmp_path / "out" / "stack.tif")
+    assert out.shape == pages.shape and out.dtype == np.uint16
+    single = load_denoiser(str(weights_file)).denoise(pages[3], level=25)
+    assert np.array_equal(out[3], single)
+    assert "5 pages" in capsys.readouterr().out
+    as_png = ["--output", tmp_path / "png", "--format", "png"]
+    assert _denoise(weights_file, tmp_path / "stack.tif", *as_png) != 0
+    assert "TIFF only" in capsys.readouterr().err
+    assert not list((tmp_path / "png").iterdir())

@@ -1,9 +1,20 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
-from noise2score.image_io import ImageError, read_image, to_float, write_image
+from noise2score.image_io import (
+    ImageError,
+    count_pages,
+    read_image,
+    read_pages,
+    to_float,
+    write_image,
+    write_pages,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -102,3 +113,59 @@ def test_planar_tiff_is_read_as_rgb(tmp_path):
     planar = RNG.random((3, 20, 30)).astype(np.float32)
     tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
     assert read_image(tmp_path / "planar.tif").pixels.shape == (20, 30, 3)
+
+
+def _stack(path, pages, **kwargs):
+    with tifffile.TiffWriter(path) as tiff:
+        for page in pages:
+            tiff.write(page, **kwargs)
+
+
+def test_a_tiff_stack_is_read_page_by_page_and_refused_as_one_image(tmp_path):
+    pages = [RNG.integers(0, 65536, (20, 30), dtype=np.uint16) for _ in range(5)]
+    _stack(tmp_path / "s.tif", pages, photometric="minisblack")
+    assert count_pages(tmp_path / "s.tif") == 5
+    read = [page.pixels[:, :, 0] for page in read_pages(tmp_path / "s.tif")]
+    assert np.allclose(read, np.array(pages) / 65535)
+    with pytest.raises(ImageError, match="a stack of 5 pages"):
+        read_image(tmp_path / "s.tif")
+
+
+def test_previews_are_not_pages(tmp_path):
+    image = RNG.random((24, 32)).astype(np.float32)
+    with tifffile.TiffWriter(tmp_path / "p.tif") as tiff:
+        tiff.write(image)
+        tiff.write(image[::2, ::2], subfiletype=1)  # a reduced-resolution preview
+    assert count_pages(tmp_path / "p.tif") == 1
+    assert np.array_equal(read_image(tmp_path / "p.tif").pixels[:, :, 0], image)
+
+
+def test_a_bad_page_is_named(tmp_path):
+    pages = [RNG.random((20, 30)).astype(np.float32) for _ in range(3)]
+    pages[1][4, 4] = np.nan
+    _stack(tmp_path / "s.tif", pages)
+    with pytest.raises(ImageError, match=r"page 2 of 3\): contains NaN"):
+        list(read_pages(tmp_path / "s.tif"))
+
+
+def test_write_pages_is_one_series_and_all_or_nothing(tmp_path):
+    pages = [RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(4)]
+    write_pages(tmp_path / "out.tif", iter(pages), count=4)
+    assert np.array_equal(tifffile.imread(tmp_path / "out.tif"), np.array(pages))
+
+    def failing():
+        yield pages[0]
+        raise ImageError("page 2 is bad")
+
+    with pytest.raises(ImageError, match="page 2"):
+        write_pages(tmp_path / "bad.tif", failing(), count=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_image(tmp_path / "a.png", RNG.random((8, 8, 1)).astype(np.float32))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

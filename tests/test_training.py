@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
-from noise2score.data import NoisyFolderDataModule
+from noise2score.data import NoisyFolderDataModule, load_folder
 from noise2score.image_io import list_images, read_image
 from noise2score.metrics import from_hwc, psnr
 from noise2score.module import Noise2Score
@@ -562,3 +563,12 @@ def test_several_noisy_folders_train_together_and_the_card_names_each(noisy_fold
     assert cli(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(out)]) == 0
     trained_on = json.loads(out.with_suffix(".json").read_text())["trained_on"]
     assert trained_on.startswith("8 noisy-only images") and "seed 0" in trained_on and "seed 1" in trained_on
+
+
+def test_each_page_of_a_noisy_stack_is_a_training_image(tmp_path):
+    pages = np.random.default_rng(0).random((5, 40, 48)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "cells.tif", pages)
+    tifffile.imwrite(tmp_path / "single.tif", pages[0])
+    loaded = load_folder(tmp_path, channels=1)
+    assert [stem for stem, _ in loaded] == [f"cells-{i}" for i in range(1, 6)] + ["single"]
+    assert torch.equal(loaded[2][1][0], torch.from_numpy(pages[2]))
