@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("denoise", help="denoise image files")
-    p.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", help="files, folders or glob patterns (a TIFF stack page by page)")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument(
         "--weights",
