@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from noise2score.image_io import ImageError, count_pages, list_images, read_pages
+from noise2score.image_io import ImageError, list_images, read_pages
 from noise2score.noise import make_noise
 from noise2score.noisy_copy import RECORD_NAME, as_list
 
@@ -30,12 +30,12 @@ def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[s
     TIFF stack is an image of its own, named ``STEM-PAGE`` (from 1)."""
     images = []
     for path in list_images(folder):
-        stack = count_pages(path) > 1
-        for index, page in enumerate(read_pages(path)):
+        pages = list(read_pages(path))
+        for index, page in enumerate(pages):
             pixels = torch.from_numpy(page.pixels).permute(2, 0, 1).contiguous()
             if channels is not None and pixels.shape[0] != channels:
                 raise ImageError(f"{path}: {pixels.shape[0]} channels, the model takes {channels}")
-            images.append((f"{path.stem}-{index + 1}" if stack else path.stem, pixels))
+            images.append((f"{path.stem}-{index + 1}" if len(pages) > 1 else path.stem, pixels))
     if not images:
         raise ImageError(f"{folder}: no PNG, JPEG or TIFF images found")
     return images

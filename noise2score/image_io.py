@@ -53,7 +53,7 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     with _reading(path):
         if _is_tiff(path):
             with tifffile.TiffFile(path) as tif:
-                pages = _full_pages(tif)
+                pages = _full_pages(path, tif)
                 if len(pages) > 1:
                     raise ImageError(
                         f"{path}: a stack of {len(pages)} pages; give one image "
@@ -71,7 +71,7 @@ def count_pages(path: str | Path) -> int:
     if not _is_tiff(path):
         return 1
     with _reading(path), tifffile.TiffFile(path) as tif:
-        return len(_full_pages(tif))
+        return len(_full_pages(path, tif))
 
 
 def read_pages(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[LoadedImage]:
@@ -83,7 +83,7 @@ def read_pages(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ite
         yield read_image(path, max_pixels=max_pixels)
         return
     with _reading(path), tifffile.TiffFile(path) as tif:
-        pages = _full_pages(tif)
+        pages = _full_pages(path, tif)
         for index, page in enumerate(pages):
             name = f"{path} (page {index + 1} of {len(pages)})" if len(pages) > 1 else str(path)
             array = _page_array(name, page, max_pixels)
@@ -124,14 +124,14 @@ def _check_size(path: str | Path, width: int, height: int, max_pixels: int) -> N
         raise ImageError(f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
 
 
-def _full_pages(tif: tifffile.TiffFile) -> list[tifffile.TiffPage]:
+def _full_pages(path: Path, tif: tifffile.TiffFile) -> list[tifffile.TiffPage]:
     """The pages that are images of their own, not reduced-size previews of another."""
     pages = [page for page in tif.pages if not page.is_reduced]
     if not pages:
-        raise ImageError(f"{tif.filename}: no image in the file")
+        raise ImageError(f"{path}: no image in the file")
     if tif.is_imagej and (tif.imagej_metadata or {}).get("images", 1) > len(pages):
         # ImageJ writes stacks past 4 GiB as raw data after one page: not readable page by page
-        raise ImageError(f"{tif.filename}: an ImageJ stack stored without a page per image; save it in parts")
+        raise ImageError(f"{path}: an ImageJ stack stored without a page per image; save it in parts")
     return pages
 
 
