@@ -117,7 +117,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _denoise(args: argparse.Namespace) -> int:
     from noise2score.denoise_files import denoise_files
+    from noise2score.white import parse_white
 
+    white = parse_white(args.white)
     level = None if args.level in (None, "auto") else float(args.level)
     denoiser = _load(args) if args.weights else None
     if denoiser:
@@ -126,7 +128,13 @@ def _denoise(args: argparse.Namespace) -> int:
         make_noise(denoiser.family if denoiser else args.noise or "gaussian", level)
     chosen = denoiser or _bundled_chooser(args, level)
     failures = denoise_files(
-        chosen, args.inputs, Path(args.output), level=level, fmt=args.format, overwrite=args.overwrite
+        chosen,
+        args.inputs,
+        Path(args.output),
+        level=level,
+        fmt=args.format,
+        overwrite=args.overwrite,
+        white=white,
     )
     return 1 if failures else 0
 
@@ -226,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", default=None, help="noise level in paper units, or 'auto' (default)")
     p.add_argument("--format", choices=["png", "tif", "jpg"], help="output format (default: as input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    p.add_argument(
+        "--white",
+        help="input value taken as 1 (file units, e.g. 4095 for 12-bit data), or 'auto' "
+        "(each image's 99.9th percentile); for dim data such as photon counts. The level "
+        "is that of the scaled image (photon counts: Poisson level 1/WHITE)",
+    )
     _add_weights_options(p)
     p.set_defaults(run=_denoise)
 

@@ -24,6 +24,7 @@ from noise2score.image_io import (
     write_pages,
 )
 from noise2score.metrics import from_hwc, to_hwc
+from noise2score.white import White, dtype_top, far_from_training, white_scale
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
 
@@ -61,19 +62,26 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
 Picker = Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]]
 
 
-def _denoise_file(denoiser: Picker, source: Path, target: Path, level: float | None) -> str:
-    """Denoise ``source`` (an image or a TIFF stack, page by page) into ``target``;
-    returns what its output line adds: the level estimated and the weights picked."""
+def _denoise_file(
+    denoiser: Picker, source: Path, target: Path, level: float | None, white: White = None
+) -> str:
+    """Denoise ``source`` (an image or a TIFF stack, page by page) into ``target``, each
+    image divided by its white level first and multiplied back after; returns what its
+    output line adds: the level estimated, the white level and the weights picked."""
     count = count_pages(source)
     if count > 1 and target.suffix.lower() not in (".tif", ".tiff"):
         raise ImageError(f"{source}: a stack of {count} pages is written as TIFF only; use --format tif")
     used: list[tuple[Denoiser, float]] = []
+    whites: list[float] = []
 
     def denoised(image: LoadedImage) -> np.ndarray:
-        chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(image.pixels)
-        result = chosen.denoise_tensor(from_hwc(image.pixels), level if level is not None else estimate)
+        scale = white_scale(image.pixels, image.source_dtype, white)
+        whites.append(scale * dtype_top(image.source_dtype))
+        pixels = image.pixels / np.float32(scale)
+        chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels)
+        result = chosen.denoise_tensor(from_hwc(pixels), level if level is not None else estimate)
         used.append((chosen, result.level))
-        return to_hwc(result.x_hat)
+        return to_hwc(result.x_hat) * np.float32(scale)
 
     if count == 1:
         image = read_image(source)
@@ -84,14 +92,29 @@ def _denoise_file(denoiser: Picker, source: Path, target: Path, level: float | N
             for image in tqdm(read_pages(source), total=count, desc=source.name, unit="page", leave=False)
         )
         write_pages(target, pages, count)
-    levels = sorted(lvl for _, lvl in used)
-    span = f"{levels[0]:.3g}" if levels[0] == levels[-1] else f"{levels[0]:.3g}-{levels[-1]:.3g}"
+    _warn_far_levels(source, used)
     notes = [f"{count} pages"] if count > 1 else []
     if level is None:
-        notes.append(f"estimated {used[0][0].info.family} level {span}")
+        notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
+    if white == "auto":
+        notes.append(f"white {_span(whites)}")
     names = dict.fromkeys(chosen.info.name for chosen, _ in used if chosen is not denoiser)
     note = f" ({'; '.join(notes)})" if notes else ""
     return note + (f" with {', '.join(names)}" if names else "")
+
+
+def _span(values) -> str:
+    values = sorted(values)
+    return f"{values[0]:.3g}" if values[0] == values[-1] else f"{values[0]:.3g}-{values[-1]:.3g}"
+
+
+def _warn_far_levels(source: Path, used: list[tuple[Denoiser, float]]) -> None:
+    """One warning per file where weights met a level far from their training."""
+    for chosen, used_level in used:
+        warning = far_from_training(chosen.info, used_level)
+        if warning:
+            tqdm.write(f"warning: {source}: {warning}", file=sys.stderr)
+            return
 
 
 def denoise_files(
@@ -102,10 +125,13 @@ def denoise_files(
     level: float | None,
     fmt: str | None = None,
     overwrite: bool = False,
+    white: White = None,
 ) -> int:
     """Denoise each input into ``out_dir``; returns the number of files that failed.
     ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels and
-    returns it with the level it estimated for the pick (None: let the denoiser estimate)."""
+    returns it with the level it estimated for the pick (None: let the denoiser estimate).
+    ``white``: the input value taken as 1 (file units), "auto" (a high percentile of each
+    image) or None (the dtype's range)."""
     sources = expand_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     source_set = {p.resolve() for p in sources if p.exists()}
@@ -119,7 +145,7 @@ def denoise_files(
                 )
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
-            note = _denoise_file(denoiser, source, target, level)
+            note = _denoise_file(denoiser, source, target, level, white)
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

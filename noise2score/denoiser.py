@@ -21,6 +21,7 @@ from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
+from noise2score.white import White, white_scale
 
 
 @dataclass
@@ -102,18 +103,26 @@ class Denoiser:
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
 
     def denoise(
-        self, image: np.ndarray | Tensor, level: float | None = None, *, level_method: str = "auto"
+        self,
+        image: np.ndarray | Tensor,
+        level: float | None = None,
+        *,
+        level_method: str = "auto",
+        white: White = None,
     ) -> np.ndarray | Tensor:
         """Denoise an (H, W) or (H, W, C) array/tensor of uint8, uint16 or float.
 
-        Returns the estimate in the input's layout and dtype range (integers are
-        rounded and clipped; floats are returned unclipped).
+        ``white``: the input value the weights see as 1 (the dtype's top by default;
+        "auto": the image's 99.9th percentile), for dim data such as photon counts; the
+        level is then that of the scaled image. Returns the estimate in the input's
+        layout and dtype range (integers are rounded and clipped; floats unclipped).
         """
         is_tensor = isinstance(image, Tensor)
         array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
         pixels = to_float(array, name="image", max_pixels=10**9)
-        result = self.denoise_tensor(from_hwc(pixels), level, level_method=level_method)
-        out = from_float(to_hwc(result.x_hat), array.dtype)
+        scale = np.float32(white_scale(pixels, array.dtype, white))
+        result = self.denoise_tensor(from_hwc(pixels / scale), level, level_method=level_method)
+        out = from_float(to_hwc(result.x_hat) * scale, array.dtype)
         out = out.reshape(array.shape)
         return torch.from_numpy(out) if is_tensor else out
 

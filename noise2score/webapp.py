@@ -19,10 +19,12 @@ from noise2score.model_card import hardware_summary
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.tiling import DEFAULT_TILE
 from noise2score.weights import DEFAULT_WEIGHTS
+from noise2score.white import AUTO_PERCENTILE, White, dtype_top, far_from_training, parse_white, white_scale
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
+DIM = 0.25  # an integer upload whose 99.9th percentile is under this fraction of its range
 
 
 class DemoModels:
@@ -136,11 +138,14 @@ def run(
     noise_level=None,
     seed: int = 0,
     ensemble: bool = False,
+    white: White = None,
 ) -> tuple:
-    """Denoise one upload; returns (result path, slider pair, info markdown, downloads)."""
+    """Denoise one upload; returns (result path, slider pair, info markdown, downloads).
+    ``white`` (file units, or "auto") is shown as white and taken as 1 by the weights."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
+    scale = np.float32(white_scale(loaded.pixels, loaded.source_dtype, white))
     bound = max_pixels // ENSEMBLE_COST
     if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
         raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")
@@ -150,7 +155,7 @@ def run(
         denoiser = models.for_image(loaded.channels, noise or None, None if level is None else float(level))
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
-    pixels = _match_channels(loaded.pixels, denoiser.channels, add_noise)
+    pixels = _match_channels(loaded.pixels / scale, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)
     if add_noise:
@@ -174,6 +179,16 @@ def run(
         f"model {denoiser.info.name}{' (self-ensemble x8)' if ensemble else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
+    warning = far_from_training(denoiser.info, result.level, dim_hint="tick 'Stretch a dim image'")
+    if warning:
+        info.append(f"Warning: {warning}.")
+    if white is not None:
+        info.append(f"white level {scale * dtype_top(loaded.source_dtype):.4g} (file units)")
+    elif np.issubdtype(loaded.source_dtype, np.integer) and np.percentile(pixels, AUTO_PERCENTILE) < DIM:
+        info.append(
+            "The image is dim (its bright end is under a quarter of its range): for photon counts "
+            "or 12-bit data in 16-bit files, tick 'Stretch a dim image'."
+        )
     if clean is not None:
         info.append(
             f"noisy: PSNR {psnr(noisy, clean):.2f} dB, SSIM {ssim(noisy, clean):.3f}  \n"
@@ -181,11 +196,12 @@ def run(
         )
     out_dir = Path(tempfile.mkdtemp(prefix="n2s-"))
     stem = Path(str(image)).stem
+    saved = x_hat * scale  # back in the file's units
     downloads = [
-        write_image(out_dir / f"{stem}-denoised.png", x_hat, dtype=output_dtype(loaded.source_dtype, ".png"))
+        write_image(out_dir / f"{stem}-denoised.png", saved, dtype=output_dtype(loaded.source_dtype, ".png"))
     ]
     if loaded.source_dtype.itemsize > 1:
-        downloads.append(write_image(out_dir / f"{stem}-denoised.tif", x_hat, dtype=np.uint16))
+        downloads.append(write_image(out_dir / f"{stem}-denoised.tif", saved, dtype=np.uint16))
     shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
 
@@ -202,11 +218,19 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
     examples = sample_images(samples_dir)
 
     def denoise_api(
-        image: str, model: str | None = None, noise: str | None = None, level: float | None = None
+        image: str,
+        model: str | None = None,
+        noise: str | None = None,
+        level: float | None = None,
+        white: str | None = None,
     ):
-        """Denoise an image file with a bundled model; level None estimates it."""
+        """Denoise an image file with a bundled model; level None estimates it; white
+        (a value in the file's units, or "auto") is taken as 1, for dim images."""
         try:
-            shown, _, info, _ = run(models, max_pixels, image, model or None, noise or None, level)
+            scaled = parse_white(white or None)
+            shown, _, info, _ = run(
+                models, max_pixels, image, model or None, noise or None, level, white=scaled
+            )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
         return shown, info
@@ -217,6 +241,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         level,
         estimate,
         ensemble,
+        stretch,
         add_noise,
         noise_level,
         seed,
@@ -236,6 +261,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 noise_level,
                 seed,
                 ensemble,
+                "auto" if stretch else None,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -264,6 +290,11 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     False,
                     label="Self-ensemble: mean over 8 rotations and mirrorings (8x slower, +0.1-0.3 dB)",
                 )
+                stretch = gr.Checkbox(
+                    False,
+                    label="Stretch a dim image: its 99.9th percentile as white "
+                    "(photon counts, 12-bit data in 16-bit files)",
+                )
                 with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
                     add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
                     noise_level = gr.Number(first.info.level, label="Synthetic noise level")
@@ -278,7 +309,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
         button.click(
             denoise_ui,
-            [upload, model, level, estimate, ensemble, add_noise, noise_level, seed],
+            [upload, model, level, estimate, ensemble, stretch, add_noise, noise_level, seed],
             [slider, info, files],
             api_visibility="private",
         )
@@ -288,6 +319,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 gr.Textbox(label="model"),
                 gr.Textbox(label="noise"),
                 gr.Number(None, label="level"),
+                gr.Textbox(label="white"),
             ]
             api_outputs = [
                 gr.Image(type="filepath", format="png", label="denoised"),

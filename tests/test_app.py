@@ -217,3 +217,39 @@ def test_self_ensemble_is_per_request_and_bounded(noisy_image):
     assert not models.get(DEFAULT_WEIGHTS).ensemble  # the served denoiser is left as it was
     with pytest.raises(ImageError, match="8x the work"):
         run(models, 128 * 128 * 4, image, DEFAULT_WEIGHTS, None, 25, ensemble=True)
+
+
+def test_a_dim_upload_is_named_and_stretched_on_request(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from noise2score.webapp import DemoModels, run
+
+    x = clean_crops(size=96)[0][..., 0]
+    counts = np.random.default_rng(0).poisson(400 * x).astype(np.uint16)  # 12-bit-like, far below 65535
+    tifffile.imwrite(tmp_path / "dim.tif", counts)
+    models = DemoModels([DEFAULT_WEIGHTS])
+    _, _, info, _ = run(models, 10**6, str(tmp_path / "dim.tif"), DEFAULT_WEIGHTS, None, 25)
+    assert "dim" in info and "white level" not in info
+    _, pair, info, downloads = run(
+        models, 10**6, str(tmp_path / "dim.tif"), DEFAULT_WEIGHTS, None, 25, white="auto"
+    )
+    assert "white level" in info and "dim" not in info
+    assert pair[0].max() > 200  # shown stretched
+    saved = tifffile.imread(downloads[1])
+    assert abs(float(saved.mean()) - float(counts.mean())) < 0.1 * counts.mean()  # in the file's units
+
+
+def test_the_api_takes_a_white_level(server, tmp_path):
+    import numpy as np
+    import tifffile
+    from gradio_client import handle_file
+
+    counts = np.random.default_rng(0).poisson(400 * clean_crops(size=96)[0][..., 0]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "dim.tif", counts)
+    _, info = _client(server).predict(
+        image=handle_file(tmp_path / "dim.tif"), white="400", api_name="/denoise"
+    )
+    assert "white level 400" in info
+    with pytest.raises(Exception, match="white level"):
+        _client(server).predict(image=handle_file(tmp_path / "dim.tif"), white="-4", api_name="/denoise")

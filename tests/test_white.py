@@ -1,0 +1,105 @@
+"""The white level: dim integer data (photon counts, 12-bit in 16-bit) scaled to 1 and back."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from noise2score.cli import main
+from noise2score.image_io import ImageError
+from noise2score.metrics import psnr
+from noise2score.weights import WeightsInfo, bundled_names
+from noise2score.white import far_from_training, parse_white, white_scale
+from tests.conftest import clean_crops
+
+PEAK = 100  # photons at white: Poisson level 1 / PEAK = 0.01 once scaled
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "nan", "inf", "bright"])
+def test_a_white_level_that_is_not_positive_is_refused(text):
+    with pytest.raises(ValueError, match="white level .--white. is 'auto' or a positive number"):
+        parse_white(text)
+
+
+def test_white_scale_in_file_units_and_auto():
+    assert parse_white(None) is None and parse_white("auto") == "auto" and parse_white("4095") == 4095.0
+    pixels = np.linspace(0, 0.05, 10_001, dtype=np.float32)
+    assert white_scale(pixels, np.dtype(np.uint16), None) == 1.0
+    assert white_scale(pixels, np.dtype(np.uint16), 4095.0) == pytest.approx(4095 / 65535)
+    assert white_scale(pixels, np.dtype(np.float32), 0.5) == 0.5
+    assert white_scale(pixels, np.dtype(np.uint16), "auto") == pytest.approx(0.05 * 0.999, rel=1e-4)
+    with pytest.raises(ImageError, match="too dark"):
+        white_scale(np.zeros(100, np.float32), np.dtype(np.uint16), "auto")
+
+
+def test_levels_far_from_training_are_named():
+    blind = WeightsInfo("n2n_unet", 1, "poisson", 0.05, "pb", levels=(0.005, 0.1))
+    fixed = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "g25")
+    assert far_from_training(blind, 0.01) is None and far_from_training(fixed, 40) is None
+    assert "pb were trained at (0.005-0.1) (dim integer data? see --white)" in far_from_training(blind, 1e-4)
+    assert far_from_training(fixed, 60).endswith("(25)")
+
+
+def test_the_api_scales_and_scales_back():
+    from noise2score import load_denoiser
+
+    denoiser = load_denoiser("gaussian25-gray", tile=None)
+    counts = np.random.default_rng(0).integers(0, 4096, (48, 40), dtype=np.uint16)
+    scaled = denoiser.denoise(counts.astype(np.float32) / 4095, level=25)
+    expected = np.round(np.clip(scaled * 4095, 0, 65535)).astype(np.uint16)
+    out = denoiser.denoise(counts, level=25, white=4095)
+    assert out.dtype == np.uint16 and np.abs(out.astype(int) - expected).max() <= 1
+
+
+def _photon_counts(tmp_path, pages=1):
+    x = clean_crops(size=128)[0][..., 0].astype(np.float64)
+    rng = np.random.default_rng(0)
+    counts = np.stack([rng.poisson(PEAK * x) for _ in range(pages)]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", counts[0] if pages == 1 else counts)
+    return x, counts
+
+
+@pytest.mark.skipif("poisson-blind-gray" not in bundled_names(), reason="bundled Poisson weights not present")
+def test_photon_counts_need_a_white_level_and_get_a_warning_without_one(tmp_path, capsys):
+    x, counts = _photon_counts(tmp_path)
+    noisy = psnr(counts[0] / PEAK, x)
+    args = ["denoise", str(tmp_path / "cells.tif"), "--noise", "poisson", "--overwrite"]
+
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert "see --white" in capsys.readouterr().err  # counts read as /65535: level ~1e-4
+    for white, out in [("100", "given"), ("auto", "auto")]:
+        assert main([*args, "-o", str(tmp_path / out), "--white", white]) == 0
+        captured = capsys.readouterr()
+        assert "warning" not in captured.err and ("white" in captured.out) == (white == "auto")
+        denoised = tifffile.imread(tmp_path / out / "cells.tif")
+        assert denoised.dtype == np.uint16 and psnr(denoised / PEAK, x) > noisy + 5  # file units kept
+
+
+def test_a_bad_white_level_is_a_one_line_error(tmp_path, capsys):
+    _photon_counts(tmp_path)
+    assert main(["denoise", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "o"), "--white", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--white" in err and not (tmp_path / "o").exists()
+    tifffile.imwrite(tmp_path / "black.tif", np.zeros((32, 32), np.uint16))
+    assert main(["denoise", str(tmp_path / "black.tif"), "-o", str(tmp_path / "o"), "--white", "auto"]) == 1
+    assert "too dark" in capsys.readouterr().err
+
+
+def test_a_stack_is_scaled_page_by_page(tmp_path, capsys):
+    _, counts = _photon_counts(tmp_path, pages=3)
+    counts[1] //= 2  # a dimmer page gets its own white level
+    tifffile.imwrite(tmp_path / "cells.tif", counts, photometric="minisblack")
+    code = main(
+        [
+            "denoise",
+            str(tmp_path / "cells.tif"),
+            "-o",
+            str(tmp_path / "o"),
+            "--level",
+            "25",
+            "--white",
+            "auto",
+        ]
+    )
+    assert code == 0 and "3 pages; white" in capsys.readouterr().out
+    out = tifffile.imread(tmp_path / "o" / "cells.tif")
+    assert out.shape == counts.shape and out[1].mean() < 0.75 * out[0].mean()
