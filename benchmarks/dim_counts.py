@@ -2,14 +2,17 @@
 
     python benchmarks/dim_counts.py --dataset set12 --data-dir ../shared/datasets \
         --out benchmarks/results/dim_counts_set12.json
+    python benchmarks/dim_counts.py --dataset set12 --data-dir ../shared/datasets --levels 0.01 \
+        --offset 100 --out benchmarks/results/dim_counts_set12_offset100.json
 
 Each image's evaluation draw at Poisson level zeta (seed 0, as ``noise2score evaluate``)
 is y = zeta * counts with counts ~ Poisson(x / zeta); the counts are written as 16-bit
 TIFFs, as a camera with gain 1 would store them, and the files are denoised by
 ``noise2score denoise --noise poisson`` (bundled weights picked per image) without a
 white level, with ``--white 1/zeta`` (then the weights see y, as in ``evaluate``) and
-with ``--white auto``. Reported: mean PSNR against x of the noisy counts and of each
-output, all divided by 1/zeta.
+with ``--white auto``. With ``--offset B`` the files hold counts + B, as a camera's
+black level, and the runs with ``--black B`` are added. Reported: mean PSNR against x
+of the noisy counts and of each output, less B, divided by 1/zeta.
 """
 
 from __future__ import annotations
@@ -31,29 +34,42 @@ from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 
 
-def run(dataset: str, data_dir: str | None, zeta: float, work: Path) -> dict:
+def variants(peak: float, offset: int) -> list[tuple[str, list[str]]]:
+    """(label, denoise options) to compare; with an offset, also those that remove it."""
+    plain = [("no --white", []), ("--white auto", ["--white", "auto"])]
+    if not offset:
+        return [*plain, (f"--white {peak:g}", ["--white", f"{peak:g}"])]
+    black = ["--black", str(offset)]
+    return [
+        *plain,
+        (f"--black {offset} --white {offset + peak:g}", [*black, "--white", f"{offset + peak:g}"]),
+        (f"--black {offset} --white auto", [*black, "--white", "auto"]),
+    ]
+
+
+def run(dataset: str, data_dir: str | None, zeta: float, work: Path, offset: int = 0) -> dict:
     spec = EvalSpec(dataset, make_noise("poisson", zeta), data_dir=data_dir)
     peak = 1 / zeta
     (work / "in").mkdir()
     clean = {}
     for path in dataset_files(dataset, data_dir):
         x, y = noisy_input(spec, path)
-        counts = np.rint(to_hwc(y)[..., 0] * peak).astype(np.uint16)  # gray sets
+        counts = np.rint(to_hwc(y)[..., 0] * peak + offset).astype(np.uint16)  # gray sets
         tifffile.imwrite(work / "in" / f"{path.stem}.tif", counts)
         clean[path.stem] = x[..., 0]
-    scores = {"noisy": [psnr(tifffile.imread(work / "in" / f"{s}.tif") / peak, x) for s, x in clean.items()]}
-    for label, extra in [
-        ("no --white", []),
-        (f"--white {peak:g}", ["--white", f"{peak:g}"]),
-        ("--white auto", ["--white", "auto"]),
-    ]:
+
+    def score(folder: Path) -> list[float]:
+        return [psnr((tifffile.imread(folder / f"{s}.tif") - offset) / peak, x) for s, x in clean.items()]
+
+    scores = {"noisy": score(work / "in")}
+    for label, extra in variants(peak, offset):
         out = work / label.replace(" ", "_")
         log = io.StringIO()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             code = cli(["denoise", str(work / "in"), "-o", str(out), "--noise", "poisson", *extra])
         if code:
             raise SystemExit(f"{label}: denoise failed:\n{log.getvalue()}")
-        scores[label] = [psnr(tifffile.imread(out / f"{s}.tif") / peak, x) for s, x in clean.items()]
+        scores[label] = score(out)
     return {label: round(float(np.mean(v)), 3) for label, v in scores.items()}
 
 
@@ -62,15 +78,18 @@ def main() -> None:
     parser.add_argument("--dataset", default="set12")
     parser.add_argument("--data-dir")
     parser.add_argument("--levels", default="0.01,0.05", help="Poisson levels zeta (1/zeta photons at white)")
+    parser.add_argument("--offset", type=int, default=0, help="black level added to the counts")
     parser.add_argument("--out")
     args = parser.parse_args()
     table = {}
     for zeta in map(float, args.levels.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            table[f"zeta {zeta:g}"] = run(args.dataset, args.data_dir, zeta, Path(tmp))
+            table[f"zeta {zeta:g}"] = run(args.dataset, args.data_dir, zeta, Path(tmp), args.offset)
         print(f"zeta {zeta:g} ({1 / zeta:g} photons at white): {table[f'zeta {zeta:g}']}")
     if args.out:
-        Path(args.out).write_text(json.dumps({"dataset": args.dataset, "mean_psnr": table}, indent=1) + "\n")
+        Path(args.out).write_text(
+            json.dumps({"dataset": args.dataset, "offset": args.offset, "mean_psnr": table}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

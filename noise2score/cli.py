@@ -117,9 +117,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _denoise(args: argparse.Namespace) -> int:
     from noise2score.denoise_files import denoise_files
-    from noise2score.white import parse_white
+    from noise2score.white import parse_black, parse_white
 
-    white = parse_white(args.white)
+    black = parse_black(args.black)
+    white = parse_white(args.white, black)
     level = None if args.level in (None, "auto") else float(args.level)
     denoiser = _load(args) if args.weights else None
     if denoiser:
@@ -135,6 +136,7 @@ def _denoise(args: argparse.Namespace) -> int:
         fmt=args.format,
         overwrite=args.overwrite,
         white=white,
+        black=black,
     )
     return 1 if failures else 0
 
@@ -238,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--white",
         help="input value taken as 1 (file units, e.g. 4095 for 12-bit data), or 'auto' "
         "(each image's 99.9th percentile); for dim data such as photon counts. The level "
-        "is that of the scaled image (photon counts: Poisson level 1/WHITE)",
+        "is that of the scaled image (photon counts: Poisson level 1/(WHITE - BLACK))",
     )
+    p.add_argument("--black", help="input value taken as 0 (file units: a camera's offset; default 0)")
     _add_weights_options(p)
     p.set_defaults(run=_denoise)
 

@@ -24,7 +24,7 @@ from noise2score.image_io import (
     write_pages,
 )
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.white import White, dtype_top, far_from_training, white_scale
+from noise2score.white import White, dtype_top, far_from_training, unit_range
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
 
@@ -63,11 +63,11 @@ Picker = Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]]
 
 
 def _denoise_file(
-    denoiser: Picker, source: Path, target: Path, level: float | None, white: White = None
+    denoiser: Picker, source: Path, target: Path, level: float | None, white: White = None, black: float = 0.0
 ) -> str:
     """Denoise ``source`` (an image or a TIFF stack, page by page) into ``target``, each
-    image divided by its white level first and multiplied back after; returns what its
-    output line adds: the level estimated, the white level and the weights picked."""
+    image mapped from its black and white levels to 0 and 1 first and back after; returns
+    what its output line adds: the level estimated, the white level and the weights picked."""
     count = count_pages(source)
     if count > 1 and target.suffix.lower() not in (".tif", ".tiff"):
         raise ImageError(f"{source}: a stack of {count} pages is written as TIFF only; use --format tif")
@@ -75,13 +75,13 @@ def _denoise_file(
     whites: list[float] = []
 
     def denoised(image: LoadedImage) -> np.ndarray:
-        scale = white_scale(image.pixels, image.source_dtype, white)
-        whites.append(scale * dtype_top(image.source_dtype))
-        pixels = image.pixels / np.float32(scale)
+        offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
+        whites.append(float(offset + scale) * dtype_top(image.source_dtype))
+        pixels = (image.pixels - offset) / scale
         chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels)
         result = chosen.denoise_tensor(from_hwc(pixels), level if level is not None else estimate)
         used.append((chosen, result.level))
-        return to_hwc(result.x_hat) * np.float32(scale)
+        return to_hwc(result.x_hat) * scale + offset
 
     if count == 1:
         image = read_image(source)
@@ -126,12 +126,13 @@ def denoise_files(
     fmt: str | None = None,
     overwrite: bool = False,
     white: White = None,
+    black: float = 0.0,
 ) -> int:
     """Denoise each input into ``out_dir``; returns the number of files that failed.
     ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels and
     returns it with the level it estimated for the pick (None: let the denoiser estimate).
     ``white``: the input value taken as 1 (file units), "auto" (a high percentile of each
-    image) or None (the dtype's range)."""
+    image) or None (the dtype's top); ``black``: the value taken as 0."""
     sources = expand_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     source_set = {p.resolve() for p in sources if p.exists()}
@@ -145,7 +146,7 @@ def denoise_files(
                 )
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
-            note = _denoise_file(denoiser, source, target, level, white)
+            note = _denoise_file(denoiser, source, target, level, white, black)
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

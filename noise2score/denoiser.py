@@ -21,7 +21,7 @@ from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.weights import WeightsInfo, load_weights
-from noise2score.white import White, white_scale
+from noise2score.white import White, unit_range
 
 
 @dataclass
@@ -109,20 +109,22 @@ class Denoiser:
         *,
         level_method: str = "auto",
         white: White = None,
+        black: float = 0.0,
     ) -> np.ndarray | Tensor:
         """Denoise an (H, W) or (H, W, C) array/tensor of uint8, uint16 or float.
 
-        ``white``: the input value the weights see as 1 (the dtype's top by default;
-        "auto": the image's 99.9th percentile), for dim data such as photon counts; the
-        level is then that of the scaled image. Returns the estimate in the input's
-        layout and dtype range (integers are rounded and clipped; floats unclipped).
+        ``white`` and ``black``: the input values the weights see as 1 and 0 (by default
+        the dtype's top and 0; white "auto": the image's 99.9th percentile), for dim data
+        such as photon counts; the level is then that of the scaled image. Returns the
+        estimate in the input's layout and dtype range (integers are rounded and
+        clipped; floats unclipped).
         """
         is_tensor = isinstance(image, Tensor)
         array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
         pixels = to_float(array, name="image", max_pixels=10**9)
-        scale = np.float32(white_scale(pixels, array.dtype, white))
-        result = self.denoise_tensor(from_hwc(pixels / scale), level, level_method=level_method)
-        out = from_float(to_hwc(result.x_hat) * scale, array.dtype)
+        offset, scale = map(np.float32, unit_range(pixels, array.dtype, white, black))
+        result = self.denoise_tensor(from_hwc((pixels - offset) / scale), level, level_method=level_method)
+        out = from_float(to_hwc(result.x_hat) * scale + offset, array.dtype)
         out = out.reshape(array.shape)
         return torch.from_numpy(out) if is_tensor else out
 

@@ -19,7 +19,7 @@ from noise2score.model_card import hardware_summary
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.tiling import DEFAULT_TILE
 from noise2score.weights import DEFAULT_WEIGHTS
-from noise2score.white import AUTO_PERCENTILE, White, dtype_top, far_from_training, parse_white, white_scale
+from noise2score.white import AUTO_PERCENTILE, White, dtype_top, far_from_training, parse_white, unit_range
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
@@ -145,7 +145,7 @@ def run(
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
-    scale = np.float32(white_scale(loaded.pixels, loaded.source_dtype, white))
+    _, scale = map(np.float32, unit_range(loaded.pixels, loaded.source_dtype, white))
     bound = max_pixels // ENSEMBLE_COST
     if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
         raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")

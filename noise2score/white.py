@@ -3,9 +3,10 @@
 Integer files are read as a fraction of their dtype's range, so 12-bit camera data in
 16-bit files, or photon counts, sit far below 1, where no weights were trained: Poisson
 counts read so have a level near 1/65535, and a denoiser trained at 0.005-0.1 then
-makes them worse. With a white level W, an image is divided by W before denoising
-and the result multiplied back, so the output keeps the file's units. For photon
-counts (gain 1, no offset) the Poisson level of the scaled image is 1 / W.
+makes them worse. With a white level W (and a black level B, a camera's offset), an
+image becomes (image - B) / (W - B) before denoising and the result is mapped back, so
+the output keeps the file's units. For photon counts (gain 1) the Poisson level of the
+scaled image is 1 / (W - B).
 """
 
 from __future__ import annotations
@@ -21,17 +22,30 @@ FAR = 2.0  # a level beyond this factor of the trained range earns a warning
 White = float | str | None  # a value in the file's units, "auto", or None (dtype range)
 
 
-def parse_white(text: str | None) -> White:
-    """``--white`` as given: None, "auto" or a positive number."""
+def parse_white(text: str | None, black: float = 0.0) -> White:
+    """``--white`` as given: None, "auto" or a number above the black level."""
     if text is None or text == "auto":
         return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"the white level (--white) is 'auto' or a positive number, not {text!r}")
+    value = _number(text)
+    if not (np.isfinite(value) and value > max(black, 0.0)):
+        above = f"a number above the black level {black:g}" if black else "a positive number"
+        raise ValueError(f"the white level (--white) is 'auto' or {above}, not {text!r}")
     return value
+
+
+def parse_black(text: str | None) -> float:
+    """``--black`` as given: a number, zero or above (default 0)."""
+    value = 0.0 if text is None else _number(text)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"the black level (--black) is a number, zero or above, not {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def dtype_top(dtype: np.dtype) -> float:
@@ -39,25 +53,33 @@ def dtype_top(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
-def white_scale(pixels: np.ndarray, source_dtype: np.dtype, white: White) -> float:
-    """The factor s that puts ``white`` (file units) at 1 in ``pixels`` (read units):
-    denoise ``pixels / s``, then multiply the result by s."""
+def unit_range(
+    pixels: np.ndarray, source_dtype: np.dtype, white: White, black: float = 0.0
+) -> tuple[float, float]:
+    """(offset, scale) in read units that put ``black`` at 0 and ``white`` at 1 (both in
+    file units): denoise ``(pixels - offset) / scale``, then map the result back."""
+    top = dtype_top(source_dtype)
+    offset = black / top
     if white is None:
-        return 1.0
+        return offset, 1.0 - offset
     if white == "auto":
-        scale = float(np.percentile(pixels, AUTO_PERCENTILE))
+        scale = float(np.percentile(pixels, AUTO_PERCENTILE)) - offset
         if not scale > 0:
-            raise ImageError(f"too dark to scale: its {AUTO_PERCENTILE}th percentile is 0; give --white")
-        return scale
-    return float(white) / dtype_top(source_dtype)
+            raise ImageError(
+                f"too dark to scale: its {AUTO_PERCENTILE}th percentile is at or below black; give --white"
+            )
+        return offset, scale
+    return offset, (float(white) - black) / top
 
 
-def far_from_training(info: WeightsInfo, level: float, *, dim_hint: str = "see --white") -> str | None:
+def far_from_training(
+    info: WeightsInfo, level: float, *, dim_hint: str = "see --white and --black"
+) -> str | None:
     """A warning when ``level`` lies beyond :data:`FAR` times the weights' trained
     level (or range); below it, ``dim_hint`` says what to do about dim data."""
     low, high = info.levels or (info.level, info.level)
     if low / FAR <= level <= high * FAR:
         return None
     span = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-    hint = f" (dim integer data? {dim_hint})" if level < low else ""
+    hint = f" (dim integer data, or an offset? {dim_hint})" if level < low else ""
     return f"level {level:.3g} is far from what {info.name or 'the weights'} were trained at ({span}){hint}"

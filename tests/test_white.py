@@ -8,7 +8,7 @@ from noise2score.cli import main
 from noise2score.image_io import ImageError
 from noise2score.metrics import psnr
 from noise2score.weights import WeightsInfo, bundled_names
-from noise2score.white import far_from_training, parse_white, white_scale
+from noise2score.white import far_from_training, parse_black, parse_white, unit_range
 from tests.conftest import clean_crops
 
 PEAK = 100  # photons at white: Poisson level 1 / PEAK = 0.01 once scaled
@@ -20,22 +20,40 @@ def test_a_white_level_that_is_not_positive_is_refused(text):
         parse_white(text)
 
 
-def test_white_scale_in_file_units_and_auto():
+def test_black_and_white_levels_are_checked_together():
+    assert parse_black(None) == 0.0 and parse_black("100") == 100.0
+    for text in ["-1", "nan", "dark"]:
+        with pytest.raises(ValueError, match="black level .--black. is a number, zero or above"):
+            parse_black(text)
+    assert parse_white("101", black=100.0) == 101.0
+    with pytest.raises(ValueError, match="a number above the black level 100"):
+        parse_white("100", black=100.0)
+
+
+def test_unit_range_in_file_units_and_auto():
     assert parse_white(None) is None and parse_white("auto") == "auto" and parse_white("4095") == 4095.0
     pixels = np.linspace(0, 0.05, 10_001, dtype=np.float32)
-    assert white_scale(pixels, np.dtype(np.uint16), None) == 1.0
-    assert white_scale(pixels, np.dtype(np.uint16), 4095.0) == pytest.approx(4095 / 65535)
-    assert white_scale(pixels, np.dtype(np.float32), 0.5) == 0.5
-    assert white_scale(pixels, np.dtype(np.uint16), "auto") == pytest.approx(0.05 * 0.999, rel=1e-4)
+    u16, f32 = np.dtype(np.uint16), np.dtype(np.float32)
+    assert unit_range(pixels, u16, None) == (0.0, 1.0)
+    assert unit_range(pixels, u16, 4095.0) == pytest.approx((0.0, 4095 / 65535))
+    assert unit_range(pixels, u16, 4095.0, black=95.0) == pytest.approx((95 / 65535, 4000 / 65535))
+    assert unit_range(pixels, f32, 0.5) == (0.0, 0.5)
+    assert unit_range(pixels, u16, "auto") == pytest.approx((0.0, 0.05 * 0.999), rel=1e-4)
+    assert unit_range(pixels, f32, "auto", black=0.01) == pytest.approx((0.01, 0.05 * 0.999 - 0.01), rel=1e-4)
     with pytest.raises(ImageError, match="too dark"):
-        white_scale(np.zeros(100, np.float32), np.dtype(np.uint16), "auto")
+        unit_range(np.zeros(100, np.float32), u16, "auto")
+    with pytest.raises(ImageError, match="at or below black"):
+        unit_range(pixels, f32, "auto", black=0.06)
 
 
 def test_levels_far_from_training_are_named():
     blind = WeightsInfo("n2n_unet", 1, "poisson", 0.05, "pb", levels=(0.005, 0.1))
     fixed = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "g25")
     assert far_from_training(blind, 0.01) is None and far_from_training(fixed, 40) is None
-    assert "pb were trained at (0.005-0.1) (dim integer data? see --white)" in far_from_training(blind, 1e-4)
+    assert (
+        "pb were trained at (0.005-0.1) (dim integer data, or an offset? see --white and --black)"
+        in far_from_training(blind, 1e-4)
+    )
     assert far_from_training(fixed, 60).endswith("(25)")
 
 
@@ -48,6 +66,8 @@ def test_the_api_scales_and_scales_back():
     expected = np.round(np.clip(scaled * 4095, 0, 65535)).astype(np.uint16)
     out = denoiser.denoise(counts, level=25, white=4095)
     assert out.dtype == np.uint16 and np.abs(out.astype(int) - expected).max() <= 1
+    raised = denoiser.denoise(counts + np.uint16(100), level=25, white=4195, black=100)
+    assert np.abs(raised.astype(int) - 100 - expected).max() <= 1  # a black level is taken off and put back
 
 
 def _photon_counts(tmp_path, pages=1):
@@ -72,6 +92,16 @@ def test_photon_counts_need_a_white_level_and_get_a_warning_without_one(tmp_path
         assert "warning" not in captured.err and ("white" in captured.out) == (white == "auto")
         denoised = tifffile.imread(tmp_path / out / "cells.tif")
         assert denoised.dtype == np.uint16 and psnr(denoised / PEAK, x) > noisy + 5  # file units kept
+
+    offset = 100  # a camera's black level: counts + 100
+    tifffile.imwrite(tmp_path / "cells.tif", counts[0] + np.uint16(offset))
+    assert (
+        main([*args, "-o", str(tmp_path / "black"), "--black", str(offset), "--white", str(offset + PEAK)])
+        == 0
+    )
+    assert "warning" not in capsys.readouterr().err
+    denoised = tifffile.imread(tmp_path / "black" / "cells.tif").astype(np.float64)
+    assert psnr((denoised - offset) / PEAK, x) > noisy + 5
 
 
 def test_a_bad_white_level_is_a_one_line_error(tmp_path, capsys):
