@@ -23,16 +23,21 @@ from torch.utils.data import DataLoader, Dataset
 from noise2score.image_io import ImageError, list_images, read_pages
 from noise2score.noise import make_noise
 from noise2score.noisy_copy import RECORD_NAME, as_list
+from noise2score.white import unit_range
 
 
-def load_folder(folder: str | Path, channels: int | None = None) -> list[tuple[str, Tensor]]:
+def load_folder(
+    folder: str | Path, channels: int | None = None, white: float | None = None, black: float = 0.0
+) -> list[tuple[str, Tensor]]:
     """(stem, (C, H, W) float tensor) for every image in ``folder``; each page of a
-    TIFF stack is an image of its own, named ``STEM-PAGE`` (from 1)."""
+    TIFF stack is an image of its own, named ``STEM-PAGE`` (from 1). ``white`` and
+    ``black`` (file units) map to 1 and 0, as ``denoise --white --black``."""
     images = []
     for path in list_images(folder):
         pages = list(read_pages(path))
         for index, page in enumerate(pages):
-            pixels = torch.from_numpy(page.pixels).permute(2, 0, 1).contiguous()
+            offset, scale = unit_range(page.pixels, page.source_dtype, white, black)
+            pixels = torch.from_numpy((page.pixels - offset) / scale).float().permute(2, 0, 1).contiguous()
             if channels is not None and pixels.shape[0] != channels:
                 raise ImageError(f"{path}: {pixels.shape[0]} channels, the model takes {channels}")
             images.append((f"{path.stem}-{index + 1}" if len(pages) > 1 else path.stem, pixels))
@@ -174,8 +179,15 @@ class NoisyFolderDataModule(L.LightningDataModule):
         synthetic_levels: tuple[float, float] | None = None,
         synthetic_spacing: Literal["uniform", "log"] = "uniform",
         channel_shuffle: float = 0.0,  # share of crops whose colour channels are permuted
+        white: float | None = None,  # file value taken as 1 (dim data: counts, 12-bit in 16-bit)
+        black: float = 0.0,  # file value taken as 0 (a camera's offset)
     ) -> None:
         super().__init__()
+        if not (black >= 0 and (white is None or isinstance(white, int | float) and white > black)):
+            raise ValueError(
+                f"data.white must be a number above data.black >= 0 (one level for every image), "
+                f"got white {white!r}, black {black!r}"
+            )
         if not 0.0 <= channel_shuffle <= 1.0:
             raise ValueError(f"channel_shuffle is a probability in [0, 1], got {channel_shuffle}")
         if (synthetic_noise is None) != (synthetic_levels is None):
@@ -185,7 +197,7 @@ class NoisyFolderDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and not hasattr(self, "train_set"):
-            images = [t for folder in self.train_dirs for _, t in load_folder(folder, hp.channels)]
+            images = [t for folder in self.train_dirs for _, t in self._load(folder)]
             corrupt = None
             if hp.synthetic_noise:
                 corrupt = RandomLevelNoise(hp.synthetic_noise, *hp.synthetic_levels, hp.synthetic_spacing)
@@ -196,14 +208,17 @@ class NoisyFolderDataModule(L.LightningDataModule):
             noisy, levels = [], []
             several = len(self.val_dirs) > 1
             for folder in self.val_dirs:  # several: each is scored at the level it records
-                images = load_folder(folder, hp.channels)[: hp.val_limit]
+                images = self._load(folder)[: hp.val_limit]
                 noisy += images
                 level = recorded_level(folder) if several else None
                 if several and level is None:
                     raise ValueError(f"{folder}: no {RECORD_NAME}; several val_dir must each record a level")
                 levels += [level] * len(images)
-            clean = dict(load_folder(hp.val_clean_dir, hp.channels)) if hp.val_clean_dir else None
+            clean = dict(self._load(hp.val_clean_dir)) if hp.val_clean_dir else None
             self.val_set = PairedImages(noisy, clean, levels)
+
+    def _load(self, folder: str | Path) -> list[tuple[str, Tensor]]:
+        return load_folder(folder, self.hparams.channels, self.hparams.white, self.hparams.black)
 
     @property
     def train_dirs(self) -> list[str]:

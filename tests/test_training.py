@@ -572,3 +572,17 @@ def test_each_page_of_a_noisy_stack_is_a_training_image(tmp_path):
     loaded = load_folder(tmp_path, channels=1)
     assert [stem for stem, _ in loaded] == [f"cells-{i}" for i in range(1, 6)] + ["single"]
     assert torch.equal(loaded[2][1][0], torch.from_numpy(pages[2]))
+
+
+def test_dim_counts_train_at_the_white_and_black_levels_given(tmp_path):
+    counts = np.random.default_rng(0).poisson(100 * np.random.default_rng(1).random((3, 40, 48))) + 100
+    for i, page in enumerate(counts.astype(np.uint16)):
+        tifffile.imwrite(tmp_path / f"c{i}.tif", page)
+    loaded = load_folder(tmp_path, channels=1, white=200, black=100)
+    assert torch.allclose(loaded[1][1][0], torch.from_numpy((counts[1] - 100) / 100).float())
+    for white, black in [("auto", 0.0), (100.0, 100.0), (200.0, -1.0)]:
+        with pytest.raises(ValueError, match="data.white must be a number above data.black"):
+            NoisyFolderDataModule(str(tmp_path), white=white, black=black)
+    data = NoisyFolderDataModule(str(tmp_path), white=200, black=100)
+    data.setup("fit")
+    assert 0.4 < float(torch.stack(data.train_set.images).mean()) < 0.6
