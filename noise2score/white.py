@@ -1,4 +1,4 @@
-"""The white level: which input value the denoiser sees as 1.
+"""White and black levels: which input values the denoiser sees as 1 and 0.
 
 Integer files are read as a fraction of their dtype's range, so 12-bit camera data in
 16-bit files, or photon counts, sit far below 1, where no weights were trained: Poisson
