@@ -24,7 +24,7 @@ from noise2score.image_io import (
     write_pages,
 )
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.white import White, dtype_top, far_from_training, unit_range
+from noise2score.white import White, dtype_top, far_from_training, is_dim, unit_range
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
 
@@ -73,10 +73,12 @@ def _denoise_file(
         raise ImageError(f"{source}: a stack of {count} pages is written as TIFF only; use --format tif")
     used: list[tuple[Denoiser, float]] = []
     whites: list[float] = []
+    dim: list[bool] = []
 
     def denoised(image: LoadedImage) -> np.ndarray:
         offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
         whites.append(float(offset + scale) * dtype_top(image.source_dtype))
+        dim.append(white is None and is_dim(image.pixels, image.source_dtype))
         pixels = (image.pixels - offset) / scale
         chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels)
         result = chosen.denoise_tensor(from_hwc(pixels), level if level is not None else estimate)
@@ -92,7 +94,7 @@ def _denoise_file(
             for image in tqdm(read_pages(source), total=count, desc=source.name, unit="page", leave=False)
         )
         write_pages(target, pages, count)
-    _warn_far_levels(source, used)
+    _warn_far_levels(source, used, any(dim))
     notes = [f"{count} pages"] if count > 1 else []
     if level is None:
         notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
@@ -108,10 +110,11 @@ def _span(values) -> str:
     return f"{values[0]:.3g}" if values[0] == values[-1] else f"{values[0]:.3g}-{values[-1]:.3g}"
 
 
-def _warn_far_levels(source: Path, used: list[tuple[Denoiser, float]]) -> None:
+def _warn_far_levels(source: Path, used: list[tuple[Denoiser, float]], dim: bool) -> None:
     """One warning per file where weights met a level far from their training."""
+    hint = " (the image is dim: see --white and --black)" if dim else ""
     for chosen, used_level in used:
-        warning = far_from_training(chosen.info, used_level)
+        warning = far_from_training(chosen.info, used_level, hint=hint)
         if warning:
             tqdm.write(f"warning: {source}: {warning}", file=sys.stderr)
             return

@@ -19,12 +19,18 @@ from noise2score.model_card import hardware_summary
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.tiling import DEFAULT_TILE
 from noise2score.weights import DEFAULT_WEIGHTS
-from noise2score.white import AUTO_PERCENTILE, White, dtype_top, far_from_training, parse_white, unit_range
+from noise2score.white import (
+    White,
+    dtype_top,
+    far_from_training,
+    is_dim,
+    parse_white,
+    unit_range,
+)
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
-DIM = 0.25  # an integer upload whose 99.9th percentile is under this fraction of its range
 
 
 class DemoModels:
@@ -179,12 +185,12 @@ def run(
         f"model {denoiser.info.name}{' (self-ensemble x8)' if ensemble else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
-    warning = far_from_training(denoiser.info, result.level, dim_hint="tick 'Stretch a dim image'")
+    warning = far_from_training(denoiser.info, result.level)
     if warning:
         info.append(f"Warning: {warning}.")
     if white is not None:
         info.append(f"white level {scale * dtype_top(loaded.source_dtype):.4g} (file units)")
-    elif np.issubdtype(loaded.source_dtype, np.integer) and np.percentile(pixels, AUTO_PERCENTILE) < DIM:
+    elif is_dim(loaded.pixels, loaded.source_dtype):
         info.append(
             "The image is dim (its bright end is under a quarter of its range): for photon counts "
             "or 12-bit data in 16-bit files, tick 'Stretch a dim image'."

@@ -18,6 +18,7 @@ from noise2score.weights import WeightsInfo
 
 AUTO_PERCENTILE = 99.9  # "auto": this percentile of each image becomes white
 FAR = 2.0  # a level beyond this factor of the trained range earns a warning
+DIM = 0.25  # an integer image whose 99.9th percentile is under this share of its range
 
 White = float | str | None  # a value in the file's units, "auto", or None (dtype range)
 
@@ -72,14 +73,16 @@ def unit_range(
     return offset, (float(white) - black) / top
 
 
-def far_from_training(
-    info: WeightsInfo, level: float, *, dim_hint: str = "see --white and --black"
-) -> str | None:
+def is_dim(pixels: np.ndarray, source_dtype: np.dtype) -> bool:
+    """An integer image that uses little of its range: counts, or 12-bit in 16-bit."""
+    return bool(np.issubdtype(source_dtype, np.integer) and np.percentile(pixels, AUTO_PERCENTILE) < DIM)
+
+
+def far_from_training(info: WeightsInfo, level: float, *, hint: str = "") -> str | None:
     """A warning when ``level`` lies beyond :data:`FAR` times the weights' trained
-    level (or range); below it, ``dim_hint`` says what to do about dim data."""
+    level (or range), with ``hint`` after it."""
     low, high = info.levels or (info.level, info.level)
     if low / FAR <= level <= high * FAR:
         return None
     span = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-    hint = f" (dim integer data, or an offset? {dim_hint})" if level < low else ""
     return f"level {level:.3g} is far from what {info.name or 'the weights'} were trained at ({span}){hint}"

@@ -8,7 +8,7 @@ from noise2score.cli import main
 from noise2score.image_io import ImageError
 from noise2score.metrics import psnr
 from noise2score.weights import WeightsInfo, bundled_names
-from noise2score.white import far_from_training, parse_black, parse_white, unit_range
+from noise2score.white import far_from_training, is_dim, parse_black, parse_white, unit_range
 from tests.conftest import clean_crops
 
 PEAK = 100  # photons at white: Poisson level 1 / PEAK = 0.01 once scaled
@@ -50,10 +50,10 @@ def test_levels_far_from_training_are_named():
     blind = WeightsInfo("n2n_unet", 1, "poisson", 0.05, "pb", levels=(0.005, 0.1))
     fixed = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "g25")
     assert far_from_training(blind, 0.01) is None and far_from_training(fixed, 40) is None
-    assert (
-        "pb were trained at (0.005-0.1) (dim integer data, or an offset? see --white and --black)"
-        in far_from_training(blind, 1e-4)
-    )
+    assert far_from_training(blind, 1e-4, hint=" (dim)").endswith("pb were trained at (0.005-0.1) (dim)")
+    assert is_dim(np.full(10, 0.01, np.float32), np.dtype(np.uint16))
+    assert not is_dim(np.full(10, 0.01, np.float32), np.dtype(np.float32))  # float: units are the user's
+    assert not is_dim(np.full(10, 0.5, np.float32), np.dtype(np.uint8))
     assert far_from_training(fixed, 60).endswith("(25)")
 
 
@@ -85,7 +85,7 @@ def test_photon_counts_need_a_white_level_and_get_a_warning_without_one(tmp_path
     args = ["denoise", str(tmp_path / "cells.tif"), "--noise", "poisson", "--overwrite"]
 
     assert main([*args, "-o", str(tmp_path / "plain")]) == 0
-    assert "see --white" in capsys.readouterr().err  # counts read as /65535: level ~1e-4
+    assert "the image is dim: see --white and --black" in capsys.readouterr().err  # level ~1e-4
     for white, out in [("100", "given"), ("auto", "auto")]:
         assert main([*args, "-o", str(tmp_path / out), "--white", white]) == 0
         captured = capsys.readouterr()
