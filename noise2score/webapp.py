@@ -24,6 +24,7 @@ from noise2score.white import (
     dtype_top,
     far_from_training,
     is_dim,
+    parse_black,
     parse_white,
     unit_range,
 )
@@ -145,13 +146,15 @@ def run(
     seed: int = 0,
     ensemble: bool = False,
     white: White = None,
+    black: float = 0.0,
 ) -> tuple:
     """Denoise one upload; returns (result path, slider pair, info markdown, downloads).
-    ``white`` (file units, or "auto") is shown as white and taken as 1 by the weights."""
+    ``white`` (file units, or "auto") and ``black`` are shown as white and black and
+    taken as 1 and 0 by the weights."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
-    _, scale = map(np.float32, unit_range(loaded.pixels, loaded.source_dtype, white))
+    offset, scale = map(np.float32, unit_range(loaded.pixels, loaded.source_dtype, white, black))
     bound = max_pixels // ENSEMBLE_COST
     if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
         raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")
@@ -161,7 +164,7 @@ def run(
         denoiser = models.for_image(loaded.channels, noise or None, None if level is None else float(level))
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
-    pixels = _match_channels(loaded.pixels / scale, denoiser.channels, add_noise)
+    pixels = _match_channels((loaded.pixels - offset) / scale, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)
     if add_noise:
@@ -188,8 +191,10 @@ def run(
     warning = far_from_training(denoiser.info, result.level)
     if warning:
         info.append(f"Warning: {warning}.")
-    if white is not None:
-        info.append(f"white level {scale * dtype_top(loaded.source_dtype):.4g} (file units)")
+    if white is not None or black:
+        top = dtype_top(loaded.source_dtype)
+        dark = f"black level {offset * top:.4g}, " if black else ""
+        info.append(f"{dark}white level {(offset + scale) * top:.4g} (file units)")
     elif is_dim(loaded.pixels, loaded.source_dtype):
         info.append(
             "The image is dim (its bright end is under a quarter of its range): for photon counts "
@@ -202,7 +207,7 @@ def run(
         )
     out_dir = Path(tempfile.mkdtemp(prefix="n2s-"))
     stem = Path(str(image)).stem
-    saved = x_hat * scale  # back in the file's units
+    saved = x_hat * scale + offset  # back in the file's units
     downloads = [
         write_image(out_dir / f"{stem}-denoised.png", saved, dtype=output_dtype(loaded.source_dtype, ".png"))
     ]
@@ -229,13 +234,16 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         noise: str | None = None,
         level: float | None = None,
         white: str | None = None,
+        black: float | None = None,
     ):
         """Denoise an image file with a bundled model; level None estimates it; white
-        (a value in the file's units, or "auto") is taken as 1, for dim images."""
+        (a value in the file's units, or "auto") and black (a camera's offset) are taken
+        as 1 and 0, for dim images."""
         try:
-            scaled = parse_white(white or None)
+            dark = parse_black(None if black is None else str(black))
+            scaled = parse_white(white or None, dark)
             shown, _, info, _ = run(
-                models, max_pixels, image, model or None, noise or None, level, white=scaled
+                models, max_pixels, image, model or None, noise or None, level, white=scaled, black=dark
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -248,6 +256,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         estimate,
         ensemble,
         stretch,
+        black,
         add_noise,
         noise_level,
         seed,
@@ -268,6 +277,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 seed,
                 ensemble,
                 "auto" if stretch else None,
+                parse_black(str(black or 0)),
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -301,6 +311,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     label="Stretch a dim image: its 99.9th percentile as white "
                     "(photon counts, 12-bit data in 16-bit files)",
                 )
+                black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
                 with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
                     add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
                     noise_level = gr.Number(first.info.level, label="Synthetic noise level")
@@ -315,7 +326,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
         button.click(
             denoise_ui,
-            [upload, model, level, estimate, ensemble, stretch, add_noise, noise_level, seed],
+            [upload, model, level, estimate, ensemble, stretch, black, add_noise, noise_level, seed],
             [slider, info, files],
             api_visibility="private",
         )
@@ -326,6 +337,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 gr.Textbox(label="noise"),
                 gr.Number(None, label="level"),
                 gr.Textbox(label="white"),
+                gr.Number(None, label="black"),
             ]
             api_outputs = [
                 gr.Image(type="filepath", format="png", label="denoised"),

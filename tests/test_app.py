@@ -238,6 +238,13 @@ def test_a_dim_upload_is_named_and_stretched_on_request(tmp_path):
     assert pair[0].max() > 200  # shown stretched
     saved = tifffile.imread(downloads[1])
     assert abs(float(saved.mean()) - float(counts.mean())) < 0.1 * counts.mean()  # in the file's units
+    tifffile.imwrite(tmp_path / "offset.tif", counts + np.uint16(100))
+    _, pair, info, downloads = run(
+        models, 10**6, str(tmp_path / "offset.tif"), DEFAULT_WEIGHTS, None, 25, white="auto", black=100
+    )
+    assert "black level 100" in info and pair[0].min() < 40  # the offset shown as black (kept: >= 52)
+    offset = tifffile.imread(downloads[1]).astype(float) - 100
+    assert abs(offset.mean() - saved.mean()) < 0.02 * saved.mean()  # the same result, offset put back
 
 
 def test_the_api_takes_a_white_level(server, tmp_path):
@@ -251,5 +258,9 @@ def test_the_api_takes_a_white_level(server, tmp_path):
         image=handle_file(tmp_path / "dim.tif"), white="400", api_name="/denoise"
     )
     assert "white level 400" in info
+    offset = tmp_path / "offset.tif"
+    tifffile.imwrite(offset, counts + np.uint16(100))
+    _, info = _client(server).predict(image=handle_file(offset), white="500", black=100, api_name="/denoise")
+    assert "black level 100, white level 500" in info
     with pytest.raises(Exception, match="white level"):
         _client(server).predict(image=handle_file(tmp_path / "dim.tif"), white="-4", api_name="/denoise")
