@@ -11,14 +11,13 @@ non-commercial use only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import polygamma, psi
 from skimage.restoration import calibrate_denoiser, denoise_nl_means, denoise_wavelet
 
 from noise2score.noise import NoiseModel
+from noise2score.vst import stabilise, unstabilise
 
 GaussianDenoiser = Callable[[np.ndarray, float], np.ndarray]  # (image, sigma) -> estimate
 
@@ -71,18 +70,6 @@ GAUSSIAN_DENOISERS: dict[str, GaussianDenoiser] = {
 }
 
 
-def anscombe(z: np.ndarray) -> np.ndarray:
-    """Counts -> approximately unit-variance Gaussian: 2 sqrt(z + 3/8)."""
-    return 2.0 * np.sqrt(np.maximum(z, 0) + 3.0 / 8.0)
-
-
-def inverse_anscombe(d: np.ndarray) -> np.ndarray:
-    """Closed-form approximation of the exact unbiased inverse (Makitalo & Foi, 2011)."""
-    d = np.maximum(d, 0.8)  # the approximation holds for d above ~0.8 (z near 0)
-    s = math.sqrt(1.5)
-    return np.maximum(0.25 * d**2 + 0.25 * s / d - 11 / 8 / d**2 + 0.625 * s / d**3 - 0.125, 0.0)
-
-
 def run_baseline(method: str, y: np.ndarray, noise: NoiseModel) -> np.ndarray:
     """x_hat of a classical method for noisy ``y`` (H, W, C) under ``noise``."""
     if method == "noisy":
@@ -93,14 +80,8 @@ def run_baseline(method: str, y: np.ndarray, noise: NoiseModel) -> np.ndarray:
     y = y.astype(np.float64)
     if noise.family == "gaussian":
         return denoise(y, noise.level / 255.0)
-    if noise.family == "poisson":
-        zeta = noise.level
-        return zeta * inverse_anscombe(denoise(anscombe(y / zeta), 1.0))
-    # Gamma: log y = log x + log g; E[log g] = psi(k) - log k, Var = trigamma(k).
-    k = noise.level
-    bias, sigma = psi(k) - math.log(k), math.sqrt(polygamma(1, k))
-    z = np.log(np.maximum(y, 1e-6)) - bias
-    return np.exp(denoise(z, sigma))
+    z, sigma = stabilise(y, noise)
+    return unstabilise(denoise(z, sigma), noise)
 
 
 METHODS = ("noisy", *GAUSSIAN_DENOISERS)

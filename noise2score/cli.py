@@ -47,7 +47,7 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, name: str | None = None):
+def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True):
     from noise2score.denoiser import load_denoiser
 
     options = {
@@ -56,7 +56,7 @@ def _load(args: argparse.Namespace, name: str | None = None):
         "bf16": args.bf16,
         "ensemble": args.ensemble,
     }
-    return load_denoiser(name or args.weights, **options)
+    return load_denoiser(name or args.weights, vst=args.vst if vst else None, **options)
 
 
 def _bundled_chooser(args: argparse.Namespace, level: float | None):
@@ -65,15 +65,22 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     network; too small to estimate: blind) where there are such weights, else the blind
     ones, as the demo picks. It returns the weights and the estimate, so that the level
     is estimated once."""
-    from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
+    from noise2score.denoiser import NEAR_LEVEL, choose_denoiser, vst_weights
     from noise2score.level import pca_level
     from noise2score.metrics import from_hwc
     from noise2score.weights import bundled_names
 
     family = args.noise or "gaussian"
-    candidates = [d for d in (_load(args, name) for name in bundled_names()) if d.family == family]
+    if args.vst and family == "gaussian":
+        raise ValueError("--vst is for Poisson and Gamma noise: give --noise poisson|gamma")
+    candidates = [d for d in (_load(args, name, vst=False) for name in bundled_names()) if d.family == family]
     if not candidates:
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
+    if args.vst:  # one Gaussian denoiser per channel count, shared by the candidates
+        gaussians = {}
+        for d in candidates:
+            name = vst_weights(d.channels) if args.vst == "auto" else args.vst
+            d.with_vst(gaussians.setdefault(name, _load(args, name, vst=False)))
 
     def choose(pixels):
         near = level if level is not None else pca_level(family, from_hwc(pixels))
@@ -185,6 +192,15 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         "--ensemble",
         action="store_true",
         help="average the score over 8 rotations/mirrorings (8x slower, +0.1-0.3 dB)",
+    )
+    p.add_argument(
+        "--vst",
+        nargs="?",
+        const="auto",
+        metavar="GAUSSIAN_WEIGHTS",
+        help="Poisson/Gamma: also denoise through a variance-stabilising transform (Anscombe, "
+        "log) with Gaussian weights (default: the bundled blind ones) and average the two "
+        "estimates (about 2x the time)",
     )
 
 

@@ -100,9 +100,13 @@ def _denoise_file(
         notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
-    names = dict.fromkeys(chosen.info.name for chosen, _ in used if chosen is not denoiser)
+    names = dict.fromkeys(_name(chosen) for chosen, _ in used if chosen is not denoiser)
     note = f" ({'; '.join(notes)})" if notes else ""
     return note + (f" with {', '.join(names)}" if names else "")
+
+
+def _name(denoiser: Denoiser) -> str:
+    return denoiser.info.name + (f" + {denoiser.vst.info.name} (--vst)" if denoiser.vst else "")
 
 
 def _span(values) -> str:

@@ -20,6 +20,7 @@ from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
+from noise2score.vst import stabilised_estimate
 from noise2score.weights import WeightsInfo, load_weights
 from noise2score.white import White, unit_range
 
@@ -37,6 +38,8 @@ class Denoiser:
     """A score network with its noise family; ``denoise`` any image at any level.
 
     Build with :func:`load_denoiser`. ``level=None`` estimates the level per image.
+    ``vst``: Gaussian weights that also denoise Poisson or Gamma images through a
+    variance-stabilising transform; the result is the mean of the two estimates.
     """
 
     def __init__(
@@ -49,12 +52,21 @@ class Denoiser:
         batch_size: int = DEFAULT_BATCH,
         bf16: bool = False,
         ensemble: bool = False,
+        vst: Denoiser | None = None,
     ) -> None:
         self.network = network.to(memory_format=torch.channels_last).eval()
         self.info = info
+        self.with_vst(vst)
         self._scorer = channel_scorer(self.network, per_channel=info.per_channel, context=info.context)
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
         self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
+
+    def with_vst(self, gaussian: Denoiser | None) -> Denoiser:
+        """Set (or clear, None) the Gaussian weights of the stabilised second view."""
+        if gaussian is not None:
+            _check_vst(self.info, gaussian.info)
+        self.vst = gaussian
+        return self
 
     @property
     def family(self) -> str:
@@ -99,7 +111,10 @@ class Denoiser:
         score = self.score(y, level)
         if estimated and not self.info.level_input:
             level = estimate_level(self.family, y, score, method=level_method)
-        x_hat, guarded = make_noise(self.family, level).tweedie_with_guard(y, score)
+        noise = make_noise(self.family, level)
+        x_hat, guarded = noise.tweedie_with_guard(y, score)
+        if self.vst is not None:
+            x_hat = (x_hat + stabilised_estimate(self.vst, y, noise)) / 2
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
 
     def denoise(
@@ -143,10 +158,35 @@ def told_scorer(network: nn.Module, info: WeightsInfo, levels: Tensor) -> nn.Mod
     )
 
 
-def load_denoiser(name_or_path: str = "gaussian25-gray", **options) -> Denoiser:
-    """Bundled weight name, ``.safetensors`` or Lightning ``.ckpt`` -> :class:`Denoiser`."""
+def _check_vst(info: WeightsInfo, gaussian: WeightsInfo) -> None:
+    if info.family == "gaussian":
+        raise ValueError("the stabilised view (vst) is for Poisson and Gamma weights, not Gaussian ones")
+    if gaussian.family != "gaussian":
+        name = gaussian.name or "these"
+        raise ValueError(f"vst needs Gaussian weights; {name} are for {gaussian.family} noise")
+    if gaussian.channels != info.channels:
+        raise ValueError(
+            f"vst weights {gaussian.name} take {gaussian.channels} channel(s); "
+            f"{info.name or 'the weights'} take {info.channels}"
+        )
+
+
+def vst_weights(channels: int) -> str:
+    """The bundled Gaussian weights of ``vst="auto"``: the blind ones for ``channels``."""
+    return "gaussian-blind-gray" if channels == 1 else "gaussian-blind-color"
+
+
+def load_denoiser(name_or_path: str = "gaussian25-gray", *, vst: str | None = None, **options) -> Denoiser:
+    """Bundled weight name, ``.safetensors`` or Lightning ``.ckpt`` -> :class:`Denoiser`.
+
+    ``vst``: Gaussian weights (a name or path, or "auto": the bundled blind ones) for the
+    stabilised second view of Poisson and Gamma images; None: the family's estimate alone.
+    """
     network, info = load_weights(name_or_path)
-    return Denoiser(network, info, **options)
+    second = None
+    if vst is not None:
+        second = load_denoiser(vst_weights(info.channels) if vst == "auto" else vst, **options)
+    return Denoiser(network, info, vst=second, **options)
 
 
 NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model

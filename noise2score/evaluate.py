@@ -130,6 +130,7 @@ def summarise(
         "limit": spec.limit,
         "estimate_level": estimate_level,
         "ensemble": bool(denoiser and denoiser.ensemble),
+        "vst": denoiser.vst.info.name if denoiser and denoiser.vst else None,
         "mean_psnr": float(np.mean([r["psnr"] for r in rows])),
         "mean_psnr8": float(np.mean([r["psnr8"] for r in rows])),
         "mean_ssim": float(np.mean([r["ssim"] for r in rows])),

@@ -24,7 +24,7 @@ from scipy.ndimage import uniform_filter
 from scipy.optimize import brentq
 from scipy.special import gammaincinv, polygamma
 
-from noise2score.baselines import anscombe
+from noise2score.vst import anscombe
 
 PATCH = 7
 CONFIDENCE = 0.99  # share of pure-noise patches that pass the weak-texture test

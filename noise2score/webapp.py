@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from noise2score.denoise_files import output_dtype
-from noise2score.denoiser import NEAR_LEVEL, Denoiser, choose_denoiser, load_denoiser
+from noise2score.denoiser import NEAR_LEVEL, Denoiser, choose_denoiser, load_denoiser, vst_weights
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
@@ -35,13 +35,19 @@ ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded
 
 
 class DemoModels:
-    """Denoisers by name, loaded once at start-up."""
+    """Denoisers by name, loaded once at start-up. Poisson and Gamma models get the
+    stabilised Gaussian view (``vst``) of the served blind Gaussian weights of their
+    channel count, where those are served."""
 
     def __init__(self, names: list[str], *, tile: int = DEFAULT_TILE) -> None:
         self.denoisers: dict[str, Denoiser] = {}
         for name in names:
             denoiser = load_denoiser(name, tile=tile)
             self.denoisers[denoiser.info.name or name] = denoiser
+        for denoiser in self.denoisers.values():
+            gaussian = self.denoisers.get(vst_weights(denoiser.channels))
+            if denoiser.family != "gaussian" and gaussian is not None:
+                denoiser.with_vst(gaussian)
 
     @property
     def names(self) -> list[str]:
@@ -147,10 +153,12 @@ def run(
     ensemble: bool = False,
     white: White = None,
     black: float = 0.0,
+    vst: bool = True,
 ) -> tuple:
     """Denoise one upload; returns (result path, slider pair, info markdown, downloads).
     ``white`` (file units, or "auto") and ``black`` are shown as white and black and
-    taken as 1 and 0 by the weights."""
+    taken as 1 and 0 by the weights. ``vst``: Poisson and Gamma models also take the
+    stabilised Gaussian view where the demo serves its weights."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
@@ -178,14 +186,15 @@ def run(
         level = pca_level(denoiser.family, y)
         if level is not None:
             denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
-    if ensemble:  # a per-request copy: the served denoiser is shared between requests
+    if ensemble or (denoiser.vst and not vst):  # a per-request copy: served ones are shared
         denoiser = copy.copy(denoiser)
-        denoiser.ensemble = True
+        denoiser.ensemble = ensemble
+        denoiser.with_vst(denoiser.vst if vst else None)
     result = denoiser.denoise_tensor(y, None if level is None else float(level))
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
         f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
-        f"model {denoiser.info.name}{' (self-ensemble x8)' if ensemble else ''}, "
+        f"model {denoiser.info.name}{_view(denoiser)}{' (self-ensemble x8)' if ensemble else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     warning = far_from_training(denoiser.info, result.level)
@@ -217,6 +226,10 @@ def run(
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
 
 
+def _view(denoiser: Denoiser) -> str:
+    return f" with {denoiser.vst.info.name} through a stabilising transform" if denoiser.vst else ""
+
+
 def _user_message(err: Exception, image) -> str:
     """The error without the server's temporary folder in it."""
     text = str(err)
@@ -235,15 +248,25 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         level: float | None = None,
         white: str | None = None,
         black: float | None = None,
+        vst: bool = True,
     ):
         """Denoise an image file with a bundled model; level None estimates it; white
         (a value in the file's units, or "auto") and black (a camera's offset) are taken
-        as 1 and 0, for dim images."""
+        as 1 and 0, for dim images; vst: Poisson and Gamma models also denoise through a
+        stabilising transform with the blind Gaussian weights (the mean of both)."""
         try:
             dark = parse_black(None if black is None else str(black))
             scaled = parse_white(white or None, dark)
             shown, _, info, _ = run(
-                models, max_pixels, image, model or None, noise or None, level, white=scaled, black=dark
+                models,
+                max_pixels,
+                image,
+                model or None,
+                noise or None,
+                level,
+                white=scaled,
+                black=dark,
+                vst=vst is not False,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -255,6 +278,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         level,
         estimate,
         ensemble,
+        vst,
         stretch,
         black,
         add_noise,
@@ -278,6 +302,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 ensemble,
                 "auto" if stretch else None,
                 parse_black(str(black or 0)),
+                vst,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -306,6 +331,11 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     False,
                     label="Self-ensemble: mean over 8 rotations and mirrorings (8x slower, +0.1-0.3 dB)",
                 )
+                vst = gr.Checkbox(
+                    True,
+                    label="Poisson/Gamma: also denoise through a stabilising transform (Anscombe, log) "
+                    "with the blind Gaussian weights, and take the mean (2x slower)",
+                )
                 stretch = gr.Checkbox(
                     False,
                     label="Stretch a dim image: its 99.9th percentile as white "
@@ -326,7 +356,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
         button.click(
             denoise_ui,
-            [upload, model, level, estimate, ensemble, stretch, black, add_noise, noise_level, seed],
+            [upload, model, level, estimate, ensemble, vst, stretch, black, add_noise, noise_level, seed],
             [slider, info, files],
             api_visibility="private",
         )
@@ -338,6 +368,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 gr.Number(None, label="level"),
                 gr.Textbox(label="white"),
                 gr.Number(None, label="black"),
+                gr.Checkbox(True, label="vst"),
             ]
             api_outputs = [
                 gr.Image(type="filepath", format="png", label="denoised"),

@@ -264,3 +264,41 @@ def test_the_api_takes_a_white_level(server, tmp_path):
     assert "black level 100, white level 500" in info
     with pytest.raises(Exception, match="white level"):
         _client(server).predict(image=handle_file(tmp_path / "dim.tif"), white="-4", api_name="/denoise")
+
+
+def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tmp_path):
+    from noise2score.webapp import DemoModels, run
+
+    x = clean_crops(size=128)[0]
+    y = make_noise("gamma", 50).sample(
+        torch.from_numpy(x).permute(2, 0, 1)[None], generator=torch.Generator().manual_seed(0)
+    )
+    write_image(tmp_path / "gamma.png", y[0].permute(1, 2, 0).clamp(0, 1).numpy())
+    models = DemoModels(["gamma50-gray", "gaussian-blind-gray", DEFAULT_WEIGHTS])
+    assert models.get("gamma50-gray").vst is models.get("gaussian-blind-gray")
+    assert models.get(DEFAULT_WEIGHTS).vst is None
+    image = str(tmp_path / "gamma.png")
+    both = run(models, 10**6, image, "gamma50-gray", None, 50)
+    alone = run(models, 10**6, image, "gamma50-gray", None, 50, vst=False)
+    assert "through a stabilising transform" in both[2] and "stabilising" not in alone[2]
+    assert models.get("gamma50-gray").vst is not None  # the served model is left as it was
+    assert psnr(read_image(both[0]).pixels, x) > psnr(read_image(alone[0]).pixels, x)
+    assert DemoModels(["gamma50-gray"]).get("gamma50-gray").vst is None  # no Gaussian weights served
+
+
+def test_the_api_takes_vst(server, tmp_path):
+    from gradio_client import handle_file
+
+    x = clean_crops(size=96)[0]
+    y = make_noise("poisson", 0.05).sample(
+        torch.from_numpy(x).permute(2, 0, 1)[None], generator=torch.Generator().manual_seed(0)
+    )
+    write_image(tmp_path / "p.png", y[0].permute(1, 2, 0).clamp(0, 1).numpy())
+    _, info = _client(server).predict(
+        image=handle_file(tmp_path / "p.png"), noise="poisson", level=0.05, api_name="/denoise"
+    )
+    assert "gaussian-blind-gray through a stabilising transform" in info
+    _, info = _client(server).predict(
+        image=handle_file(tmp_path / "p.png"), noise="poisson", level=0.05, vst=False, api_name="/denoise"
+    )
+    assert "stabilising" not in info

@@ -8,10 +8,11 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from noise2score import datasets
-from noise2score.baselines import anscombe, inverse_anscombe, run_baseline
+from noise2score.baselines import run_baseline
 from noise2score.evaluate import EvalSpec, evaluate, noisy_input
 from noise2score.metrics import psnr, ssim
 from noise2score.noise import make_noise
+from noise2score.vst import anscombe, inverse_anscombe
 from tests.conftest import SHARED_DATASETS, require_shared
 
 RNG = np.random.default_rng(0)

@@ -1,0 +1,87 @@
+"""Poisson and Gamma noise: the family's Tweedie estimate, the stabilised Gaussian view,
+and their mean (what ``--vst`` returns), on the evaluation inputs.
+
+    python benchmarks/vst_view.py --weights gamma50-gray --noise gamma --level 50 \
+        --dataset set12 --dataset bsd68 --data-dir ../shared/datasets --bf16 \
+        --out benchmarks/results/vst_view.json
+
+Same noisy draws as ``noise2score evaluate`` (seed 0), level given. The stabilised view
+is the bundled blind Gaussian weights of the channel count (``vst="auto"``), or
+``--gaussian``. The mean is the same arithmetic as ``Denoiser(..., vst=...)``
+(tests/test_vst.py checks that), so ``noise2score evaluate --weights W --vst`` gives its
+column. Results are merged into ``--out`` by (weights, noise, level, dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from noise2score.datasets import dataset_files
+from noise2score.denoiser import load_denoiser, vst_weights
+from noise2score.evaluate import EvalSpec, noisy_input
+from noise2score.metrics import psnr, to_hwc
+from noise2score.noise import make_noise
+from noise2score.vst import stabilised_estimate
+
+VIEWS = ("family", "vst", "mean")
+
+
+def run(args: argparse.Namespace, dataset: str) -> dict:
+    options = {"bf16": args.bf16}
+    own = load_denoiser(args.weights, **options)
+    gaussian = load_denoiser(args.gaussian or vst_weights(own.channels), **options)
+    noise = make_noise(args.noise, args.level)
+    spec = EvalSpec(dataset, noise, limit=args.limit, data_dir=args.data_dir)
+    images, start = [], time.perf_counter()
+    for path in tqdm(dataset_files(dataset, args.data_dir)[: args.limit], desc=dataset):
+        x, y = noisy_input(spec, path)
+        family = own.denoise_tensor(y, args.level).x_hat
+        stabilised = stabilised_estimate(gaussian, y, noise)
+        estimates = (family, stabilised, (family + stabilised) / 2)
+        scores = [psnr(np.clip(to_hwc(e), 0, 1), x) for e in estimates]
+        images.append({"name": path.name, **{v: round(s, 4) for v, s in zip(VIEWS, scores, strict=True)}})
+    return {
+        "weights": own.info.name,
+        "gaussian": gaussian.info.name,
+        "noise": args.noise,
+        "level": args.level,
+        "dataset": dataset,
+        "limit": args.limit,
+        "bf16": args.bf16,
+        **{f"mean_{v}": round(float(np.mean([i[v] for i in images])), 3) for v in VIEWS},
+        "seconds": round(time.perf_counter() - start),
+        "images": images,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", required=True, help="Poisson or Gamma weights")
+    parser.add_argument("--gaussian", help="Gaussian weights of the stabilised view (default: blind)")
+    parser.add_argument("--noise", required=True, choices=["poisson", "gamma"])
+    parser.add_argument("--level", required=True, type=float)
+    parser.add_argument("--dataset", action="append", required=True)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results/vst_view.json")
+    args = parser.parse_args()
+    out = Path(args.out)
+    rows = json.loads(out.read_text()) if out.is_file() else []
+    for dataset in args.dataset:
+        row = run(args, dataset)
+        key = ("weights", "noise", "level", "dataset", "limit")
+        rows = [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        means = ", ".join(f"{v} {row[f'mean_{v}']:.3f}" for v in VIEWS)
+        print(f"{row['weights']} {args.noise} {args.level:g} {dataset}: {means} ({row['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

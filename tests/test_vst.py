@@ -1,0 +1,132 @@
+"""The stabilised second view of Poisson and Gamma images (--vst)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from noise2score.cli import main
+from noise2score.denoiser import load_denoiser
+from noise2score.image_io import read_image, write_image
+from noise2score.metrics import psnr, to_hwc
+from noise2score.noise import make_noise
+from noise2score.vst import stabilise, stabilised_estimate, unit_span, unstabilise
+from tests.conftest import require_shared
+
+
+@pytest.mark.parametrize(
+    ("family", "level"), [("poisson", 0.05), ("poisson", 0.01), ("gamma", 50), ("gamma", 100)]
+)
+def test_the_transform_makes_the_noise_spread_known_and_its_inverse_is_unbiased(family, level):
+    x = torch.full((1, 1, 256, 256), 0.4)
+    y = make_noise(family, level).sample(x, generator=torch.Generator().manual_seed(0))
+    z, sigma = stabilise(y.double().numpy(), make_noise(family, level))
+    assert z.std() == pytest.approx(sigma, rel=0.05)
+    # A perfect denoiser of z returns its mean; mapped back, that is the clean value.
+    assert unstabilise(np.array(z.mean()), make_noise(family, level)) == pytest.approx(0.4, rel=0.01)
+
+
+def test_gaussian_noise_has_no_transform():
+    with pytest.raises(ValueError, match="gaussian"):
+        stabilise(np.zeros(4), make_noise("gaussian", 25))
+
+
+def test_the_unit_map_spans_the_image_and_keeps_the_noise_within_the_weights_levels():
+    z = np.linspace(2.0, 12.0, 10001)
+    low, span, level = unit_span(z, 1.0, (5.0, 55.0))
+    assert (low, span) == pytest.approx((2.05, 9.9), abs=0.01)
+    assert level == pytest.approx(255 / 9.9)
+    low, span, level = unit_span(np.linspace(2.0, 2.5, 1001), 1.0, (5.0, 55.0))  # flat: too noisy
+    assert level == 55.0 and span == pytest.approx(255 / 55) and low + span / 2 == pytest.approx(2.25)
+    assert unit_span(z, 1.0, (25.0, 25.0))[2] == 25.0  # fixed-level weights: their level
+
+
+def _noisy_camera(family, level, size=128):
+    x = torch.from_numpy(data.camera()[200 : 200 + size, 200 : 200 + size] / 255.0).float()[None, None]
+    return x, make_noise(family, level).sample(x, generator=torch.Generator().manual_seed(1))
+
+
+def test_the_result_is_the_mean_of_the_family_estimate_and_the_stabilised_one():
+    x, y = _noisy_camera("gamma", 50)
+    alone = load_denoiser("gamma50-gray").denoise_tensor(y, 50)
+    both = load_denoiser("gamma50-gray", vst="auto")
+    assert both.vst.info.name == "gaussian-blind-gray"
+    result = both.denoise_tensor(y, 50)
+    second = stabilised_estimate(both.vst, y, make_noise("gamma", 50))
+    torch.testing.assert_close(result.x_hat, (alone.x_hat + second) / 2)
+    clean = to_hwc(x)
+    assert psnr(to_hwc(second), clean) > psnr(to_hwc(y), clean) + 5
+
+
+def test_the_stabilised_view_follows_an_estimated_level():
+    _, y = _noisy_camera("poisson", 0.05)
+    result = load_denoiser("poisson-blind-gray", vst="auto").denoise_tensor(y)
+    assert result.estimated and result.level == pytest.approx(0.05, rel=0.2)
+    assert torch.isfinite(result.x_hat).all()
+
+
+@pytest.mark.parametrize(
+    ("weights", "vst", "message"),
+    [
+        ("gaussian25-gray", "auto", "not Gaussian"),
+        ("gamma50-gray", "poisson0.05-gray", "needs Gaussian weights"),
+        ("gamma50-gray", "gaussian-blind-color", "channel"),
+    ],
+)
+def test_a_second_view_that_does_not_fit_is_refused(weights, vst, message):
+    with pytest.raises(ValueError, match=message):
+        load_denoiser(weights, vst=vst)
+
+
+def test_denoise_command_takes_vst_and_refuses_it_for_gaussian_noise(tmp_path, capsys):
+    _, y = _noisy_camera("gamma", 50, size=64)
+    write_image(tmp_path / "in.png", to_hwc(y).clip(0, 1))
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "denoise",
+                str(tmp_path / "in.png"),
+                "-o",
+                str(out),
+                "--noise",
+                "gamma",
+                "--level",
+                "50",
+                "--vst",
+            ]
+        )
+        == 0
+    )
+    assert read_image(out / "in.png").pixels.shape == (64, 64, 1)
+    assert "with gamma50-gray + gaussian-blind-gray (--vst)" in capsys.readouterr().out
+    assert main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "g"), "--vst"]) == 2
+    assert "--vst is for Poisson and Gamma noise" in capsys.readouterr().err
+
+
+def test_evaluate_records_the_second_view_and_it_beats_either_estimate(tmp_path):
+    require_shared("set12")
+    rows = {}
+    for key, extra in {"family": [], "both": ["--vst"]}.items():
+        out = tmp_path / f"{key}.json"
+        args = ["evaluate", "--weights", "gamma50-gray", "--dataset", "set12", "--limit", "2"]
+        assert (
+            main(
+                [
+                    *args,
+                    "--level",
+                    "50",
+                    "--data-dir",
+                    str(require_shared("set12").parent),
+                    "--json",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        rows[key] = json.loads(out.read_text())
+    assert rows["family"]["vst"] is None and rows["both"]["vst"] == "gaussian-blind-gray"
+    assert rows["both"]["mean_psnr"] > rows["family"]["mean_psnr"] + 0.2
