@@ -179,7 +179,13 @@ def _results(args: argparse.Namespace) -> int:
     baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
     color = tuple(args.color_baselines.split(",")) if args.color_baselines else None
     cached = tuple(args.only_cached.split(",")) if args.only_cached else ()
-    options = {"seed": args.seed, "baselines": baselines, "color_baselines": color, "only_cached": cached}
+    options = {
+        "seed": args.seed,
+        "baselines": baselines,
+        "color_baselines": color,
+        "only_cached": cached,
+        "vst": args.vst,
+    }
     print(write_results(args.out, args.data_dir, keep_unchanged=args.keep_unchanged, **options))
     return 0
 
@@ -279,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-unchanged",
         action="store_true",
         help="reuse our rows of the last RESULTS.json whose weights file and inputs are unchanged",
+    )
+    p.add_argument(
+        "--vst",
+        action="store_true",
+        help="also measure Poisson and Gamma weights with the stabilised Gaussian view (2x their time)",
     )
     p.set_defaults(run=_results)
 

@@ -2,7 +2,8 @@
 
 For every bundled weight, on the test sets of its channel count: our PSNR/SSIM,
 the paper's Table 2 value, and the classical baselines on the same noisy inputs,
-each with the command that reproduces the row.
+each with the command that reproduces the row. With ``vst``, Poisson and Gamma
+weights are also measured with the stabilised Gaussian view (``--vst``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def collect(
     color_baselines: tuple[str, ...] | None = None,
     only_cached: tuple[str, ...] = (),
     previous: list[dict] | None = None,
+    vst: bool = False,
     log=print,
 ) -> list[dict]:
     """Evaluate every bundled weight and the baselines on its test sets.
@@ -64,13 +66,15 @@ def collect(
     where all of a set is there, and left out of the row ("not run") where it is not.
     ``previous`` (the rows of an earlier RESULTS.json) supplies our measurement where the
     weights file, set, noise, seed and package version are all unchanged, and a baseline's
-    where its cache does not have it (a fresh checkout has no cache).
+    where its cache does not have it (a fresh checkout has no cache). ``vst`` adds the
+    "ours_vst" measurement to Poisson and Gamma rows (kept from ``previous`` likewise).
     """
-    kept = {_row_key(r["ours"]): r["ours"] for r in previous or []}
+    kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_vst") if k in r}
     kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
     rows = []
     for name in bundled_names():
         denoiser = load_denoiser(name)
+        viewed = load_denoiser(name, vst="auto") if vst and denoiser.family != "gaussian" else None
         card_rows = []
         blind = denoiser.info.blind
         for noise, dataset in [(n, d) for n in _noises(denoiser) for d in TEST_SETS[denoiser.channels]]:
@@ -90,6 +94,11 @@ def collect(
                 "command": _command(spec, f"--weights {name}", estimated=blind),
                 "baselines": {},
             }
+            if viewed is not None:
+                row["ours_vst"] = kept.get(_row_key(_spec_key(spec, viewed, blind)))
+                if row["ours_vst"] is None:
+                    log("  with --vst")
+                    row["ours_vst"] = evaluate(spec, denoiser=viewed, estimate_level=blind)
             methods = color_baselines if denoiser.channels == 3 and color_baselines else baselines
             for method in methods:
                 cached = baseline_cached(spec, method)  # reads one cache file per image
@@ -124,6 +133,7 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
     noise = spec.noise
     return {
         "weights_sha256": denoiser.info.sha256 if denoiser is not None else None,
+        "vst_sha256": denoiser.vst.info.sha256 if denoiser is not None and denoiser.vst else None,
         "dataset": spec.dataset,
         "noise": noise.family,
         "level": noise.level,
@@ -137,7 +147,7 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
 
 def _row_key(result: dict) -> tuple:
     """What makes a measurement of our weights reusable: same file, inputs and code."""
-    names = ("weights_sha256", "dataset", "noise", "level", "seed", "limit", "estimate_level")
+    names = ("weights_sha256", "vst_sha256", "dataset", "noise", "level", "seed", "limit", "estimate_level")
     # rows measured before revisions were recorded used each family's first estimator
     revision = result.get("level_estimator_revision", 1 if result.get("estimate_level") else None)
     return (*(result.get(n) for n in names), revision, result.get("versions", {}).get("noise2score"))
@@ -155,20 +165,31 @@ def render(rows: list[dict]) -> str:
         "",
     ]
     methods = sorted({m for r in rows for m in r["baselines"]}, key=BASELINES.index)
-    out.append("| weights | noise | set | ours | paper | gap | " + " | ".join(methods) + " |")
-    out.append("|---" * (6 + len(methods)) + "|")
+    viewed = any("ours_vst" in r for r in rows)
+    if viewed:
+        out += [
+            "`ours --vst`: Poisson and Gamma weights with the stabilised Gaussian view (README,",
+            "Denoise): the mean of their estimate and the blind Gaussian weights' one after the",
+            "Anscombe or log transform; the gap is that of `ours`.",
+            "",
+        ]
+    vst_head = "ours --vst | " if viewed else ""
+    out.append(f"| weights | noise | set | ours | {vst_head}paper | gap | " + " | ".join(methods) + " |")
+    out.append("|---" * (6 + viewed + len(methods)) + "|")
     for r in rows:
         ours = r["ours"]["mean_psnr"]
         gap = f"{ours - r['paper']:+.2f}" if r["paper"] else "-"
-        best = max([ours, *(b["mean_psnr"] for b in r["baselines"].values())])
+        measured = [r["ours"], *([r["ours_vst"]] if "ours_vst" in r else []), *r["baselines"].values()]
+        best = max(m["mean_psnr"] for m in measured)
         cells = [_cell(r["baselines"][m], best) if m in r["baselines"] else "not run" for m in methods]
+        vst_cell = (f"{_cell(r['ours_vst'], best)} | " if "ours_vst" in r else "- | ") if viewed else ""
         out.append(
-            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {_cell(r['ours'], best)} | "
+            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {_cell(r['ours'], best)} | {vst_cell}"
             f"{r['paper'] or '-'} | {gap} | " + " | ".join(cells) + " |"
         )
     out += ["", "Reproduce a row (add `--data-dir DIR` where the sets are):", ""]
     for r in rows:
-        out.append(f"- `{r['command']}`")
+        out.append(f"- `{r['command']}`" + (" (and with `--vst`)" if "ours_vst" in r else ""))
     out += [
         "",
         "Baselines: `--method noisy|wavelet|nl_means|nl_means_calibrated|bm3d` in place of",

@@ -76,7 +76,7 @@ def unit_span(z: np.ndarray, sigma: float, levels: tuple[float, float]) -> tuple
 def stabilised_estimate(gaussian: Denoiser, y: Tensor, noise: NoiseModel) -> Tensor:
     """Estimate of the clean image behind Poisson or Gamma noisy ``y`` (1, C, H, W), made
     by ``gaussian`` (Gaussian weights) on its stabilised, unit-range version."""
-    z, sigma = stabilise(y.double().numpy(), noise)
+    z, sigma = stabilise(y.detach().cpu().double().numpy(), noise)
     info = gaussian.info
     low, span, level = unit_span(z, sigma, info.levels if info.blind else (info.level, info.level))
     u = torch.from_numpy(((z - low) / span).astype(np.float32))

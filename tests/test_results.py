@@ -135,3 +135,37 @@ def test_bundled_cards_headline_the_numbers_of_results_md():
     for name, values in measured.items():
         card = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
         assert re.findall(r"(\d+\.\d\d) dB", card["headline"]) == values, name
+
+
+def test_vst_adds_a_measured_column_for_poisson_and_gamma_rows_and_keeps_it(monkeypatch):
+    from noise2score import results
+    from noise2score.evaluate import summarise
+
+    calls = []
+
+    def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
+        calls.append(denoiser.vst.info.name if denoiser.vst else None)
+        row = {
+            "name": "a.png",
+            "psnr": 31.0 if denoiser.vst else 30.0,
+            "psnr8": 30.0,
+            "ssim": 0.9,
+            "seconds": 0.0,
+        }
+        return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+    monkeypatch.setattr(results, "bundled_names", lambda: ["gamma50-gray", "gaussian25-gray"])
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",)})
+    monkeypatch.setattr(results, "evaluate", fake_evaluate)
+    monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
+    quiet = {"log": lambda *a: None, "baselines": ()}
+    first = results.collect(None, vst=True, **quiet)
+    assert calls == [None, "gaussian-blind-gray", None]  # none for the Gaussian weights
+    assert first[0]["ours_vst"]["vst"] == "gaussian-blind-gray" and "ours_vst" not in first[1]
+    results.collect(None, vst=True, previous=first, **quiet)
+    assert len(calls) == 3  # both kept
+    text = render(first)
+    assert "| gamma50-gray | gamma k=50 | set12 | 30.00 / 0.900 | **31.00** / 0.900 | 30.87 | -0.87 |" in text
+    assert "| gaussian25-gray | gaussian sigma=25 | set12 | **30.00** / 0.900 | - | 30.13 |" in text
+    assert "(and with `--vst`)" in text
+    assert "ours --vst" not in render(results.collect(None, previous=first, **quiet))
