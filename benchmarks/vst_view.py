@@ -73,10 +73,10 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/vst_view.json")
     args = parser.parse_args()
     out = Path(args.out)
-    rows = json.loads(out.read_text()) if out.is_file() else []
     for dataset in args.dataset:
         row = run(args, dataset)
         key = ("weights", "noise", "level", "dataset", "limit")
+        rows = json.loads(out.read_text()) if out.is_file() else []  # read late: runs may share it
         rows = [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
         out.write_text(json.dumps(rows, indent=1) + "\n")
         means = ", ".join(f"{v} {row[f'mean_{v}']:.3f}" for v in VIEWS)

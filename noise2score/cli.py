@@ -80,7 +80,9 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
         gaussians = {}
         for d in candidates:
             name = vst_weights(d.channels) if args.vst == "auto" else args.vst
-            d.with_vst(gaussians.setdefault(name, _load(args, name, vst=False)))
+            if name not in gaussians:
+                gaussians[name] = _load(args, name, vst=False)
+            d.with_vst(gaussians[name])
 
     def choose(pixels):
         near = level if level is not None else pca_level(family, from_hwc(pixels))

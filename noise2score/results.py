@@ -8,11 +8,12 @@ weights are also measured with the stabilised Gaussian view (``--vst``).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 from noise2score import __version__, patch_level
-from noise2score.denoiser import load_denoiser
+from noise2score.denoiser import load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
@@ -71,10 +72,14 @@ def collect(
     """
     kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_vst") if k in r}
     kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
-    rows = []
+    rows, gaussians = [], {}
     for name in bundled_names():
         denoiser = load_denoiser(name)
-        viewed = load_denoiser(name, vst="auto") if vst and denoiser.family != "gaussian" else None
+        viewed = None
+        if vst and denoiser.family != "gaussian":  # the same network, with the stabilised view
+            if denoiser.channels not in gaussians:
+                gaussians[denoiser.channels] = load_denoiser(vst_weights(denoiser.channels))
+            viewed = copy.copy(denoiser).with_vst(gaussians[denoiser.channels])
         card_rows = []
         blind = denoiser.info.blind
         for noise, dataset in [(n, d) for n in _noises(denoiser) for d in TEST_SETS[denoiser.channels]]:
