@@ -189,7 +189,8 @@ def run(
     if ensemble or (denoiser.vst and not vst):  # a per-request copy: served ones are shared
         denoiser = copy.copy(denoiser)
         denoiser.ensemble = ensemble
-        denoiser.with_vst(denoiser.vst if vst else None)
+        if not vst:
+            denoiser.with_vst(None)
     result = denoiser.denoise_tensor(y, None if level is None else float(level))
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
