@@ -19,6 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-file-size", default="25mb", help="largest upload accepted")
     parser.add_argument("--concurrency", type=int, default=2, help="denoise jobs run at once")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; bounds memory per job")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU where there is one), cpu, cuda:N")
     return parser.parse_args(argv)
 
 
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     from noise2score.weights import bundled_names
 
     try:
-        models = DemoModels(args.weights or bundled_names(), tile=args.tile)
+        models = DemoModels(args.weights or bundled_names(), tile=args.tile, device=args.device)
     except (FileNotFoundError, ValueError) as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from noise2score.datasets import dataset_files
-from noise2score.denoiser import load_denoiser, vst_weights
+from noise2score.denoiser import inference_device, load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, noisy_input
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
@@ -33,7 +33,7 @@ VIEWS = ("family", "vst", "mean")
 
 
 def run(args: argparse.Namespace, dataset: str) -> dict:
-    options = {"bf16": args.bf16}
+    options = {"bf16": args.bf16, "device": inference_device(args.device)}
     own = load_denoiser(args.weights, **options)
     gaussian = load_denoiser(args.gaussian or vst_weights(own.channels), **options)
     noise = make_noise(args.noise, args.level)
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--out", default="benchmarks/results/vst_view.json")
     args = parser.parse_args()
     out = Path(args.out)

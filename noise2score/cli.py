@@ -48,9 +48,10 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True):
-    from noise2score.denoiser import load_denoiser
+    from noise2score.denoiser import inference_device, load_denoiser
 
     options = {
+        "device": inference_device(args.device),
         "tile": args.tile or None,
         "batch_size": args.batch_size,
         "bf16": args.bf16,
@@ -176,6 +177,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
+    from noise2score.denoiser import inference_device
     from noise2score.results import BASELINES, write_results
 
     baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
@@ -187,12 +189,22 @@ def _results(args: argparse.Namespace) -> int:
         "color_baselines": color,
         "only_cached": cached,
         "vst": args.vst,
+        "device": inference_device(args.device),
     }
     print(write_results(args.out, args.data_dir, keep_unchanged=args.keep_unchanged, **options))
     return 0
 
 
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the network runs: auto (a CUDA GPU where there is one, default), cpu, cuda, cuda:N",
+    )
+
+
 def _add_weights_options(p: argparse.ArgumentParser) -> None:
+    _add_device_option(p)
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side in pixels; 0 = whole image")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (about 2x faster on CPU)")
@@ -293,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure Poisson and Gamma weights with the stabilised Gaussian view (2x their time)",
     )
+    _add_device_option(p)
     p.set_defaults(run=_results)
 
     p = commands.add_parser("export", help="Lightning checkpoint -> self-describing .safetensors")

@@ -40,6 +40,8 @@ class Denoiser:
     Build with :func:`load_denoiser`. ``level=None`` estimates the level per image.
     ``vst``: Gaussian weights that also denoise Poisson or Gamma images through a
     variance-stabilising transform; the result is the mean of the two estimates.
+    ``device``: where the network runs (see :func:`inference_device`); inputs and
+    results stay on theirs, tiles travel.
     """
 
     def __init__(
@@ -53,8 +55,9 @@ class Denoiser:
         bf16: bool = False,
         ensemble: bool = False,
         vst: Denoiser | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
-        self.network = network.to(memory_format=torch.channels_last).eval()
+        self.network = network.to(device, memory_format=torch.channels_last).eval()
         self.info = info
         self.with_vst(vst)
         self._scorer = channel_scorer(self.network, per_channel=info.per_channel, context=info.context)
@@ -187,6 +190,28 @@ def load_denoiser(name_or_path: str = "gaussian25-gray", *, vst: str | None = No
     if vst is not None:
         second = load_denoiser(vst_weights(info.channels) if vst == "auto" else vst, **options)
     return Denoiser(network, info, vst=second, **options)
+
+
+def inference_device(name: str = "auto") -> torch.device:
+    """``name`` ("auto": the first CUDA GPU where there is one, else the CPU; "cpu",
+    "cuda", "cuda:N") as a device that exists here, or a ValueError saying why not.
+    On a GPU it turns off TF32 convolutions, so fp32 results match the CPU's to
+    about 1e-3 dB; ``bf16`` is the fast setting there too."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: give auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r}: give auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(f"no CUDA device {name} here ({count} found, torch {torch.__version__})")
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
 
 
 NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model

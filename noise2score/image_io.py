@@ -219,13 +219,17 @@ def from_float(pixels: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
 
 
 def write_image(path: str | Path, pixels: np.ndarray, *, dtype: np.dtype | type = np.uint8) -> Path:
-    """Write float (H, W, C) pixels as ``dtype`` (uint8, uint16 or float32), atomically.
+    """Write float (H, W, C) or (H, W) pixels as ``dtype`` (uint8, uint16 or float32),
+    atomically.
 
     PNG takes 8/16-bit; TIFF any of the three; JPEG 8-bit only. The file appears
     complete or not at all.
     """
     path = Path(path)
-    array = from_float(pixels, dtype)
+    pixels = np.asarray(pixels)
+    if pixels.ndim not in (2, 3):
+        raise ImageError(f"{path.name}: cannot write an array of shape {pixels.shape} as an image")
+    array = from_float(pixels[..., None] if pixels.ndim == 2 else pixels, dtype)
     with _written_whole(path) as tmp:
         _encode(tmp, array, path)
     return path

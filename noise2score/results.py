@@ -58,6 +58,7 @@ def collect(
     only_cached: tuple[str, ...] = (),
     previous: list[dict] | None = None,
     vst: bool = False,
+    device: str | None = None,
     log=print,
 ) -> list[dict]:
     """Evaluate every bundled weight and the baselines on its test sets.
@@ -69,16 +70,17 @@ def collect(
     weights file, set, noise, seed and package version are all unchanged, and a baseline's
     where its cache does not have it (a fresh checkout has no cache). ``vst`` adds the
     "ours_vst" measurement to Poisson and Gamma rows (kept from ``previous`` likewise).
+    ``device``: where our networks run (the baselines run on the CPU).
     """
     kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_vst") if k in r}
     kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
     rows, gaussians = [], {}
     for name in bundled_names():
-        denoiser = load_denoiser(name)
+        denoiser = load_denoiser(name, device=device)
         viewed = None
         if vst and denoiser.family != "gaussian":  # the same network, with the stabilised view
             if denoiser.channels not in gaussians:
-                gaussians[denoiser.channels] = load_denoiser(vst_weights(denoiser.channels))
+                gaussians[denoiser.channels] = load_denoiser(vst_weights(denoiser.channels), device=device)
             viewed = copy.copy(denoiser).with_vst(gaussians[denoiser.channels])
         card_rows = []
         blind = denoiser.info.blind

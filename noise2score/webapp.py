@@ -11,7 +11,14 @@ import gradio as gr
 import numpy as np
 
 from noise2score.denoise_files import output_dtype
-from noise2score.denoiser import NEAR_LEVEL, Denoiser, choose_denoiser, load_denoiser, vst_weights
+from noise2score.denoiser import (
+    NEAR_LEVEL,
+    Denoiser,
+    choose_denoiser,
+    inference_device,
+    load_denoiser,
+    vst_weights,
+)
 from noise2score.image_io import ImageError, read_image, write_image
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
@@ -39,10 +46,10 @@ class DemoModels:
     stabilised Gaussian view (``vst``) of the served blind Gaussian weights of their
     channel count, where those are served."""
 
-    def __init__(self, names: list[str], *, tile: int = DEFAULT_TILE) -> None:
+    def __init__(self, names: list[str], *, tile: int = DEFAULT_TILE, device: str = "cpu") -> None:
         self.denoisers: dict[str, Denoiser] = {}
         for name in names:
-            denoiser = load_denoiser(name, tile=tile)
+            denoiser = load_denoiser(name, tile=tile, device=inference_device(device))
             self.denoisers[denoiser.info.name or name] = denoiser
         for denoiser in self.denoisers.values():
             gaussian = self.denoisers.get(vst_weights(denoiser.channels))

@@ -41,6 +41,14 @@ def test_round_trip_keeps_values(tmp_path, suffix, dtype, channels):
     assert np.abs(loaded.pixels - pixels).max() <= step
 
 
+def test_a_two_dimensional_array_is_written_gray_and_other_shapes_are_refused(tmp_path):
+    pixels = RNG.random((20, 30)).astype(np.float32)
+    assert read_image(write_image(tmp_path / "g.png", pixels)).pixels.shape == (20, 30, 1)
+    with pytest.raises(ImageError, match=r"shape \(20,\)"):
+        write_image(tmp_path / "v.png", pixels[0, :20])
+    assert not (tmp_path / "v.png").exists()
+
+
 def test_float_tiff_is_unclipped(tmp_path):
     pixels = np.array([[-0.2, 1.3]] * 8 * 4, np.float32).reshape(8, 8, 1)
     tifffile.imwrite(tmp_path / "n.tif", pixels[:, :, 0])
