@@ -66,30 +66,50 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     network; too small to estimate: blind) where there are such weights, else the blind
     ones, as the demo picks. It returns the weights and the estimate, so that the level
     is estimated once."""
-    from noise2score.denoiser import NEAR_LEVEL, choose_denoiser, vst_weights
+    from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
     from noise2score.level import pca_level
     from noise2score.metrics import from_hwc
     from noise2score.weights import bundled_names
 
     family = args.noise or "gaussian"
-    if args.vst and family == "gaussian":
-        raise ValueError("--vst is for Poisson and Gamma noise: give --noise poisson|gamma")
     candidates = [d for d in (_load(args, name, vst=False) for name in bundled_names()) if d.family == family]
     if not candidates:
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
-    if args.vst:  # one Gaussian denoiser per channel count, shared by the candidates
-        gaussians = {}
-        for d in candidates:
-            name = vst_weights(d.channels) if args.vst == "auto" else args.vst
-            if name not in gaussians:
-                gaussians[name] = _load(args, name, vst=False)
-            d.with_vst(gaussians[name])
+    _attach_vst(args, candidates)
 
     def choose(pixels):
         near = level if level is not None else pca_level(family, from_hwc(pixels))
         return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL), near
 
     return choose
+
+
+def _denoise_vst(args: argparse.Namespace, family: str) -> str | None:
+    """The stabilised view ``denoise`` adds: on by default for Poisson and Gamma noise
+    (the bundled blind Gaussian weights), off with --no-vst; --vst asks for it."""
+    if args.vst and args.no_vst:
+        raise ValueError("give --vst or --no-vst, not both")
+    if args.vst and family == "gaussian":
+        hint = "" if args.weights else ": give --noise poisson|gamma"
+        raise ValueError(f"--vst is for Poisson and Gamma noise{hint}")
+    if args.no_vst or family == "gaussian":
+        return None
+    return args.vst or "auto"
+
+
+def _attach_vst(args: argparse.Namespace, denoisers: list) -> None:
+    """Give ``denoisers`` the stabilised view ``args.vst`` asks for: one Gaussian
+    denoiser per channel count (or the named weights), shared."""
+    from noise2score.denoiser import vst_weights
+
+    if not args.vst:
+        return
+    gaussians = {}
+    for d in denoisers:
+        name = vst_weights(d.channels) if args.vst == "auto" else args.vst
+        if name not in gaussians:
+            gaussians[name] = _load(args, name, vst=False)
+        d.with_vst(gaussians[name])
 
 
 def _check_noise(args: argparse.Namespace, family: str) -> None:
@@ -132,9 +152,12 @@ def _denoise(args: argparse.Namespace) -> int:
     black = parse_black(args.black)
     white = parse_white(args.white, black)
     level = None if args.level in (None, "auto") else float(args.level)
-    denoiser = _load(args) if args.weights else None
+    denoiser = _load(args, vst=False) if args.weights else None
     if denoiser:
         _check_noise(args, denoiser.family)
+    args.vst = _denoise_vst(args, denoiser.family if denoiser else args.noise or "gaussian")
+    if denoiser:
+        _attach_vst(args, [denoiser])
     if level is not None:  # validates the range
         make_noise(denoiser.family if denoiser else args.noise or "gaussian", level)
     chosen = denoiser or _bundled_chooser(args, level)
@@ -220,7 +243,7 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         metavar="GAUSSIAN_WEIGHTS",
         help="Poisson/Gamma: also denoise through a variance-stabilising transform (Anscombe, "
         "log) with Gaussian weights (default: the bundled blind ones) and average the two "
-        "estimates (about 2x the time)",
+        "estimates (about 2x the time; denoise does this unless --no-vst)",
     )
 
 
@@ -280,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--black", help="input value taken as 0 (file units: a camera's offset; default 0)")
     _add_weights_options(p)
+    p.add_argument(
+        "--no-vst",
+        action="store_true",
+        help="Poisson/Gamma: the weights' own estimate alone (default: averaged with the "
+        "stabilised view of --vst, which costs 2x the time)",
+    )
     p.set_defaults(run=_denoise)
 
     p = commands.add_parser("weights", help="list bundled weights")

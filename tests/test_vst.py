@@ -80,30 +80,31 @@ def test_a_second_view_that_does_not_fit_is_refused(weights, vst, message):
         load_denoiser(weights, vst=vst)
 
 
-def test_denoise_command_takes_vst_and_refuses_it_for_gaussian_noise(tmp_path, capsys):
+def test_denoise_adds_the_view_by_default_and_refuses_it_for_gaussian_noise(tmp_path, capsys):
     _, y = _noisy_camera("gamma", 50, size=64)
-    write_image(tmp_path / "in.png", to_hwc(y).clip(0, 1))
-    out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "denoise",
-                str(tmp_path / "in.png"),
-                "-o",
-                str(out),
-                "--noise",
-                "gamma",
-                "--level",
-                "50",
-                "--vst",
-            ]
-        )
-        == 0
-    )
-    assert read_image(out / "in.png").pixels.shape == (64, 64, 1)
-    assert "with gamma50-gray + gaussian-blind-gray (--vst)" in capsys.readouterr().out
-    assert main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "g"), "--vst"]) == 2
-    assert "--vst is for Poisson and Gamma noise" in capsys.readouterr().err
+    image = str(write_image(tmp_path / "in.png", to_hwc(y).clip(0, 1)))
+    gamma = [image, "--noise", "gamma", "--level", "50"]
+    for i, (extra, line) in enumerate(
+        [
+            ([], "with gamma50-gray + gaussian-blind-gray (--vst)"),
+            (["--vst"], "with gamma50-gray + gaussian-blind-gray (--vst)"),
+            (["--no-vst"], "with gamma50-gray\n"),
+        ]
+    ):
+        out = tmp_path / f"out{i}"
+        assert main(["denoise", *gamma, "-o", str(out), *extra]) == 0
+        assert read_image(out / "in.png").pixels.shape == (64, 64, 1)
+        assert line in capsys.readouterr().out
+    for args, message in [
+        ([image, "--vst"], "--vst is for Poisson and Gamma noise: give --noise"),
+        ([image, "--weights", "gaussian25-gray", "--vst"], "for Poisson and Gamma noise\n"),
+        ([*gamma, "--vst", "--no-vst"], "give --vst or --no-vst, not both"),
+    ]:
+        assert main(["denoise", *args, "-o", str(tmp_path / "refused")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert main(["denoise", image, "-o", str(tmp_path / "g")]) == 0  # Gaussian: no view
+    assert "(--vst)" not in capsys.readouterr().out
 
 
 def test_evaluate_records_the_second_view_and_it_beats_either_estimate(tmp_path):
