@@ -198,6 +198,10 @@ def run(
         denoiser.ensemble = ensemble
         if not vst:
             denoiser.with_vst(None)
+        elif ensemble and denoiser.vst:  # the stabilised view averages over the symmetries too
+            view = copy.copy(denoiser.vst)
+            view.ensemble = True
+            denoiser.with_vst(view)
     result = denoiser.denoise_tensor(y, None if level is None else float(level))
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [

@@ -266,7 +266,8 @@ def test_the_api_takes_a_white_level(server, tmp_path):
         _client(server).predict(image=handle_file(tmp_path / "dim.tif"), white="-4", api_name="/denoise")
 
 
-def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tmp_path):
+def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tmp_path, monkeypatch):
+    from noise2score import denoiser as denoiser_module
     from noise2score.webapp import DemoModels, run
 
     x = clean_crops(size=128)[0]
@@ -284,6 +285,13 @@ def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tm
     assert models.get("gamma50-gray").vst is not None  # the served model is left as it was
     assert psnr(read_image(both[0]).pixels, x) > psnr(read_image(alone[0]).pixels, x)
     assert DemoModels(["gamma50-gray"]).get("gamma50-gray").vst is None  # no Gaussian weights served
+    ensembled, real = [], denoiser_module.ensemble_score
+    monkeypatch.setattr(
+        denoiser_module, "ensemble_score", lambda once, y: ensembled.append(y.shape) or real(once, y)
+    )
+    run(models, 10**6, image, "gamma50-gray", None, 50, ensemble=True)
+    assert len(ensembled) == 2  # the family's score and the stabilised view's
+    assert not models.get("gaussian-blind-gray").ensemble  # the served ones are left as they were
 
 
 def test_the_api_takes_vst(server, tmp_path):
