@@ -9,13 +9,16 @@ Same noisy draws as ``noise2score evaluate`` (seed 0), level given. The stabilis
 is the bundled blind Gaussian weights of the channel count (``vst="auto"``), or
 ``--gaussian``. The mean is the same arithmetic as ``Denoiser(..., vst=...)``
 (tests/test_vst.py checks that), so ``noise2score evaluate --weights W --vst`` gives its
-column. Results are merged into ``--out`` by (weights, noise, level, dataset).
+column. Results are merged into ``--out`` by (weights, noise, level, dataset). Each
+image is also saved as it is done (``--out`` with ``.partial.json``), so a killed run,
+started again, goes on from where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -32,21 +35,28 @@ from noise2score.vst import stabilised_estimate
 VIEWS = ("family", "vst", "mean")
 
 
-def run(args: argparse.Namespace, dataset: str) -> dict:
+def run(args: argparse.Namespace, dataset: str, partial: Path) -> dict:
     options = {"bf16": args.bf16, "device": inference_device(args.device)}
     own = load_denoiser(args.weights, **options)
     gaussian = load_denoiser(args.gaussian or vst_weights(own.channels), **options)
     noise = make_noise(args.noise, args.level)
     spec = EvalSpec(dataset, noise, limit=args.limit, data_dir=args.data_dir)
-    images, start = [], time.perf_counter()
-    for path in tqdm(dataset_files(dataset, args.data_dir)[: args.limit], desc=dataset):
+    key = f"{own.info.name} {gaussian.info.name} {noise} {dataset} {args.limit} bf16={args.bf16}"
+    images = _read(partial, {}).get(key, [])
+    files = dataset_files(dataset, args.data_dir)[: args.limit]
+    todo = [p for p in files if p.name not in {i["name"] for i in images}]
+    for path in tqdm(todo, desc=dataset, initial=len(files) - len(todo), total=len(files)):
+        start = time.perf_counter()
         x, y = noisy_input(spec, path)
         family = own.denoise_tensor(y, args.level).x_hat
         stabilised = stabilised_estimate(gaussian, y, noise)
         estimates = (family, stabilised, (family + stabilised) / 2)
         scores = [psnr(np.clip(to_hwc(e), 0, 1), x) for e in estimates]
-        images.append({"name": path.name, **{v: round(s, 4) for v, s in zip(VIEWS, scores, strict=True)}})
+        views = {v: round(s, 4) for v, s in zip(VIEWS, scores, strict=True)}
+        images.append({"name": path.name, **views, "seconds": round(time.perf_counter() - start, 1)})
+        _write(partial, _read(partial, {}) | {key: images})  # read late: runs may share it
     return {
+        "key": key,
         "weights": own.info.name,
         "gaussian": gaussian.info.name,
         "noise": args.noise,
@@ -55,9 +65,20 @@ def run(args: argparse.Namespace, dataset: str) -> dict:
         "limit": args.limit,
         "bf16": args.bf16,
         **{f"mean_{v}": round(float(np.mean([i[v] for i in images])), 3) for v in VIEWS},
-        "seconds": round(time.perf_counter() - start),
+        "seconds": round(sum(i["seconds"] for i in images)),
         "images": images,
     }
+
+
+def _read(path: Path, empty):
+    return json.loads(path.read_text()) if path.is_file() else empty
+
+
+def _write(path: Path, value) -> None:
+    """Whole or not at all: a run killed while writing leaves the last file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def main() -> None:
@@ -74,12 +95,15 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/vst_view.json")
     args = parser.parse_args()
     out = Path(args.out)
+    partial = out.with_suffix(".partial.json")
     for dataset in args.dataset:
-        row = run(args, dataset)
+        row = run(args, dataset, partial)
+        done_key = row.pop("key")
         key = ("weights", "noise", "level", "dataset", "limit")
-        rows = json.loads(out.read_text()) if out.is_file() else []  # read late: runs may share it
-        rows = [r for r in rows if any(r[k] != row[k] for k in key)] + [row]
-        out.write_text(json.dumps(rows, indent=1) + "\n")
+        rows = _read(out, [])  # read late: runs may share it
+        _write(out, [r for r in rows if any(r[k] != row[k] for k in key)] + [row])
+        left = {k: v for k, v in _read(partial, {}).items() if k != done_key}
+        _write(partial, left) if left else partial.unlink(missing_ok=True)
         means = ", ".join(f"{v} {row[f'mean_{v}']:.3f}" for v in VIEWS)
         print(f"{row['weights']} {args.noise} {args.level:g} {dataset}: {means} ({row['seconds']} s)")
 
