@@ -103,7 +103,10 @@ def main() -> None:
         rows = _read(out, [])  # read late: runs may share it
         _write(out, [r for r in rows if any(r[k] != row[k] for k in key)] + [row])
         left = {k: v for k, v in _read(partial, {}).items() if k != done_key}
-        _write(partial, left) if left else partial.unlink(missing_ok=True)
+        if left:
+            _write(partial, left)
+        else:
+            partial.unlink(missing_ok=True)
         means = ", ".join(f"{v} {row[f'mean_{v}']:.3f}" for v in VIEWS)
         print(f"{row['weights']} {args.noise} {args.level:g} {dataset}: {means} ({row['seconds']} s)")
 
