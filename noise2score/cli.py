@@ -77,8 +77,8 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
     _attach_vst(args, candidates)
 
-    def choose(pixels):
-        near = level if level is not None else pca_level(family, from_hwc(pixels))
+    def choose(pixels, read_noise=0.0):
+        near = level if level is not None else pca_level(family, from_hwc(pixels), read_noise)
         return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL), near
 
     return choose
@@ -147,15 +147,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _denoise(args: argparse.Namespace) -> int:
     from noise2score.denoise_files import denoise_files
-    from noise2score.white import parse_black, parse_white
+    from noise2score.white import parse_black, parse_read_noise, parse_white
 
     black = parse_black(args.black)
     white = parse_white(args.white, black)
+    read_noise = parse_read_noise(args.read_noise)
     level = None if args.level in (None, "auto") else float(args.level)
     denoiser = _load(args, vst=False) if args.weights else None
     if denoiser:
         _check_noise(args, denoiser.family)
-    args.vst = _denoise_vst(args, denoiser.family if denoiser else args.noise or "gaussian")
+    family = denoiser.family if denoiser else args.noise or "gaussian"
+    if read_noise and family != "poisson":
+        raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
+    args.vst = _denoise_vst(args, family)
     if denoiser:
         _attach_vst(args, [denoiser])
     if level is not None:  # validates the range
@@ -170,6 +174,7 @@ def _denoise(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         white=white,
         black=black,
+        read_noise=read_noise,
     )
     return 1 if failures else 0
 
@@ -302,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
         "is that of the scaled image (photon counts: Poisson level 1/(WHITE - BLACK))",
     )
     p.add_argument("--black", help="input value taken as 0 (file units: a camera's offset; default 0)")
+    p.add_argument(
+        "--read-noise",
+        help="Poisson: standard deviation of the Gaussian noise a camera adds to the photon "
+        "noise (file units, as --black; default 0)",
+    )
     _add_weights_options(p)
     p.add_argument(
         "--no-vst",

@@ -59,15 +59,22 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
     return np.dtype(np.uint16) if source_dtype.itemsize > 1 else np.dtype(np.uint8)
 
 
-Picker = Denoiser | Callable[[np.ndarray], tuple[Denoiser, float | None]]
+Picker = Denoiser | Callable[[np.ndarray, float], tuple[Denoiser, float | None]]
 
 
 def _denoise_file(
-    denoiser: Picker, source: Path, target: Path, level: float | None, white: White = None, black: float = 0.0
+    denoiser: Picker,
+    source: Path,
+    target: Path,
+    level: float | None,
+    white: White = None,
+    black: float = 0.0,
+    read_noise: float = 0.0,
 ) -> str:
     """Denoise ``source`` (an image or a TIFF stack, page by page) into ``target``, each
-    image mapped from its black and white levels to 0 and 1 first and back after; returns
-    what its output line adds: the level estimated, the white level and the weights picked."""
+    image mapped from its black and white levels to 0 and 1 first and back after (its
+    read noise scaled alike); returns what its output line adds: the level estimated,
+    the white level and the weights picked."""
     count = count_pages(source)
     if count > 1 and target.suffix.lower() not in (".tif", ".tiff"):
         raise ImageError(f"{source}: a stack of {count} pages is written as TIFF only; use --format tif")
@@ -80,8 +87,10 @@ def _denoise_file(
         whites.append(float(offset + scale) * dtype_top(image.source_dtype))
         dim.append(white is None and is_dim(image.pixels, image.source_dtype))
         pixels = (image.pixels - offset) / scale
-        chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels)
-        result = chosen.denoise_tensor(from_hwc(pixels), level if level is not None else estimate)
+        read = read_noise / dtype_top(image.source_dtype) / float(scale)
+        chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels, read)
+        given = level if level is not None else estimate
+        result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
         return to_hwc(result.x_hat) * scale + offset
 
@@ -98,6 +107,8 @@ def _denoise_file(
     notes = [f"{count} pages"] if count > 1 else []
     if level is None:
         notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
+    if read_noise:
+        notes.append(f"read noise {read_noise:g}")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
     names = dict.fromkeys(_name(chosen) for chosen, _ in used if chosen is not denoiser)
@@ -134,12 +145,15 @@ def denoise_files(
     overwrite: bool = False,
     white: White = None,
     black: float = 0.0,
+    read_noise: float = 0.0,
 ) -> int:
     """Denoise each input into ``out_dir``; returns the number of files that failed.
-    ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels and
-    returns it with the level it estimated for the pick (None: let the denoiser estimate).
-    ``white``: the input value taken as 1 (file units), "auto" (a high percentile of each
-    image) or None (the dtype's top); ``black``: the value taken as 0."""
+    ``denoiser`` may be a function that picks one for each image's (H, W, C) pixels (and
+    read noise, scaled alike) and returns it with the level it estimated for the pick
+    (None: let the denoiser estimate). ``white``: the input value taken as 1 (file
+    units), "auto" (a high percentile of each image) or None (the dtype's top);
+    ``black``: the value taken as 0; ``read_noise``: Poisson only, the standard
+    deviation of Gaussian noise added to it (file units)."""
     sources = expand_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     source_set = {p.resolve() for p in sources if p.exists()}
@@ -153,7 +167,7 @@ def denoise_files(
                 )
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
-            note = _denoise_file(denoiser, source, target, level, white, black)
+            note = _denoise_file(denoiser, source, target, level, white, black, read_noise)
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

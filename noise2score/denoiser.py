@@ -7,6 +7,7 @@ up in :meth:`Denoiser.denoise_tensor`.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -15,14 +16,14 @@ import torch
 from torch import Tensor, nn
 
 from noise2score.image_io import ImageError, from_float, to_float
-from noise2score.level import estimate_level, estimate_level_without_score
+from noise2score.level import estimate_level, estimate_level_without_score, pca_level
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.vst import stabilised_estimate
 from noise2score.weights import WeightsInfo, load_weights
-from noise2score.white import White, unit_range
+from noise2score.white import White, dtype_top, unit_range
 
 
 @dataclass
@@ -99,9 +100,13 @@ class Denoiser:
         return ensemble_score(once, y) if self.ensemble else once(y)
 
     def denoise_tensor(
-        self, y: Tensor, level: float | None = None, *, level_method: str = "auto"
+        self, y: Tensor, level: float | None = None, *, level_method: str = "auto", read_noise: float = 0.0
     ) -> DenoiseResult:
-        """Denoise a (1, C, H, W) float tensor in [0, 1] units."""
+        """Denoise a (1, C, H, W) float tensor in [0, 1] units. ``read_noise``: the
+        standard deviation of Gaussian noise added to Poisson noise (a camera's read
+        noise, in the same units), known."""
+        if read_noise:
+            return self._with_read_noise(y, level, read_noise, level_method)
         if y.shape[1] != self.channels:
             raise ImageError(
                 f"image has {y.shape[1]} channel(s); the model "
@@ -120,6 +125,32 @@ class Denoiser:
             x_hat = (x_hat + stabilised_estimate(self.vst, y, noise)) / 2
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
 
+    def _with_read_noise(
+        self, y: Tensor, level: float | None, read_noise: float, method: str
+    ) -> DenoiseResult:
+        """Poisson noise of level zeta plus Gaussian noise of known ``read_noise``:
+        y + read_noise^2 / zeta has the mean and variance of scaled Poisson noise on an
+        image brighter by that shift (its Anscombe transform is the generalised Anscombe
+        transform of y), so both estimates are made on the shifted image and the shift
+        is taken off after. The level is estimated the same way (``pca`` only)."""
+        if self.family != "poisson":
+            name = self.info.name or "these weights"
+            raise ValueError(f"read noise is for Poisson weights; {name} are for {self.family} noise")
+        if not math.isfinite(read_noise) or read_noise < 0:
+            raise ValueError(f"read noise must be a finite number >= 0, got {read_noise}")
+        if method not in ("auto", "pca"):
+            raise ValueError(f"with read noise the level is estimated by 'pca' only, not {method!r}")
+        start = time.perf_counter()
+        estimated = level is None
+        if estimated:
+            level = pca_level(self.family, y, read_noise)
+            if level is None:
+                raise ImageError("the image is too small to estimate the noise level: give the level")
+        shift = read_noise**2 / level
+        result = self.denoise_tensor(y + shift, level)
+        seconds = time.perf_counter() - start
+        return DenoiseResult(result.x_hat - shift, result.level, estimated, seconds, result.guarded)
+
     def denoise(
         self,
         image: np.ndarray | Tensor,
@@ -128,20 +159,25 @@ class Denoiser:
         level_method: str = "auto",
         white: White = None,
         black: float = 0.0,
+        read_noise: float = 0.0,
     ) -> np.ndarray | Tensor:
         """Denoise an (H, W) or (H, W, C) array/tensor of uint8, uint16 or float.
 
         ``white`` and ``black``: the input values the weights see as 1 and 0 (by default
         the dtype's top and 0; white "auto": the image's 99.9th percentile), for dim data
-        such as photon counts; the level is then that of the scaled image. Returns the
-        estimate in the input's layout and dtype range (integers are rounded and
-        clipped; floats unclipped).
+        such as photon counts; the level is then that of the scaled image.
+        ``read_noise``: Poisson weights only, the standard deviation of Gaussian noise
+        added to the photon noise, in input units (as ``black``). Returns the estimate in
+        the input's layout and dtype range (integers are rounded and clipped; floats
+        unclipped).
         """
         is_tensor = isinstance(image, Tensor)
         array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
         pixels = to_float(array, name="image", max_pixels=10**9)
         offset, scale = map(np.float32, unit_range(pixels, array.dtype, white, black))
-        result = self.denoise_tensor(from_hwc((pixels - offset) / scale), level, level_method=level_method)
+        read = read_noise / dtype_top(array.dtype) / float(scale)
+        y = from_hwc((pixels - offset) / scale)
+        result = self.denoise_tensor(y, level, level_method=level_method, read_noise=read)
         out = from_float(to_hwc(result.x_hat) * scale + offset, array.dtype)
         out = out.reshape(array.shape)
         return torch.from_numpy(out) if is_tensor else out

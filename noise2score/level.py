@@ -108,14 +108,17 @@ AUTO = "pca"  # the most accurate for every family and weights (benchmarks/RECIP
 PAPER_UNITS = {"gaussian": 255.0, "poisson": 1.0, "gamma": 1.0}  # sigma is quoted in /255
 
 
-def pca_level(family: str, y: Tensor) -> float | None:
+def pca_level(family: str, y: Tensor, read_noise: float = 0.0) -> float | None:
     """Weak-texture PCA estimate in paper units, held to the family's valid range; None
-    when the image is too small."""
+    when the image is too small. ``read_noise``: Gaussian noise of that standard
+    deviation added to Poisson noise (known; see ``Denoiser.denoise_tensor``)."""
     channels = y[0].double().cpu().numpy()
+    if read_noise and family != "poisson":
+        raise ValueError(f"read noise is for Poisson noise, not {family}")
     if family == "gaussian":
         level = patch_level.gaussian_sigma(channels)
     elif family == "poisson":
-        level = patch_level.poisson_zeta(channels)
+        level = patch_level.poisson_zeta(channels, read_noise=read_noise)
     else:
         level = patch_level.gamma_k(channels)
     if level is None:

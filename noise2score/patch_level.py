@@ -109,21 +109,30 @@ def gaussian_sigma(channels: np.ndarray) -> float | None:
     return None if variance is None else float(np.sqrt(variance))
 
 
-def poisson_zeta(channels: np.ndarray, rounds: int = 4) -> float | None:
-    """Poisson zeta of y = zeta * Poisson(x / zeta), from (C, H, W)."""
-    y = np.clip(channels, 0.0, None)
-    zeta = _mean_variance(2.0 * np.sqrt(y))  # 2 sqrt(y) has noise variance ~ zeta
+def poisson_zeta(channels: np.ndarray, rounds: int = 4, read_noise: float = 0.0) -> float | None:
+    """Poisson zeta of y = zeta * Poisson(x / zeta) (+ Gaussian read noise of known
+    standard deviation ``read_noise``), from (C, H, W). With read noise, y + read^2/zeta
+    has the mean and variance of scaled Poisson noise, so the Anscombe transform of that
+    (the generalised Anscombe transform of y) is refined to unit variance instead. Its
+    variance at a guess zeta is then about (zeta' x + read^2) / (zeta x + read^2) for the
+    true zeta', so the update takes it to the power 1 + read^2 / (zeta x), x the mean."""
+    y = np.clip(channels, 0.0, None) if not read_noise else channels
+    zeta = _mean_variance(2.0 * np.sqrt(np.clip(y, 0.0, None)))  # 2 sqrt(y): noise variance ~ zeta
     local_mean = np.stack([uniform_filter(c, PATCH) for c in y])
-    for _ in range(rounds):
+    mean = max(float(np.mean(y)), 1e-6)
+    for _ in range(rounds if not read_noise else 2 * rounds):
         if not zeta:  # None (too small) or 0 (noise-free)
             return zeta
-        stabilised = anscombe(y / zeta)
-        unit = _mean_variance(stabilised, local_mean / zeta >= MIN_COUNTS)
+        shift = read_noise**2 / zeta
+        stabilised = anscombe((y + shift) / zeta)
+        unit = _mean_variance(stabilised, (local_mean + shift) / zeta >= MIN_COUNTS)
         if unit is None:  # too few bright patches: all of them, at a small bias
             unit = _mean_variance(stabilised)
         if unit is None:
             return None
-        zeta *= unit
+        zeta *= unit ** (1 + shift / mean)
+        if read_noise and abs(unit - 1) < 1e-3:
+            break
     return zeta
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import torch
 
 from noise2score.denoise_files import output_dtype
 from noise2score.denoiser import (
@@ -32,6 +33,7 @@ from noise2score.white import (
     far_from_training,
     is_dim,
     parse_black,
+    parse_read_noise,
     parse_white,
     unit_range,
 )
@@ -161,11 +163,13 @@ def run(
     white: White = None,
     black: float = 0.0,
     vst: bool = True,
+    read_noise: float = 0.0,
 ) -> tuple:
     """Denoise one upload; returns (result path, slider pair, info markdown, downloads).
     ``white`` (file units, or "auto") and ``black`` are shown as white and black and
     taken as 1 and 0 by the weights. ``vst``: Poisson and Gamma models also take the
-    stabilised Gaussian view where the demo serves its weights."""
+    stabilised Gaussian view where the demo serves its weights. ``read_noise``: Poisson
+    models, a camera's Gaussian read noise (file units; added too with synthetic noise)."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
@@ -179,18 +183,24 @@ def run(
         denoiser = models.for_image(loaded.channels, noise or None, None if level is None else float(level))
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
+    if read_noise and denoiser.family != "poisson":
+        raise ImageError(f"read noise is for Poisson noise; pick a Poisson model, not {denoiser.info.name}")
+    read = read_noise / dtype_top(loaded.source_dtype) / float(scale)
     pixels = _match_channels((loaded.pixels - offset) / scale, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)
     if add_noise:
         clean = pixels
         synthetic = make_noise(denoiser.family, noise_level or DEFAULT_LEVELS[denoiser.family])
-        y = synthetic.sample(y, generator=seeded_generator(int(seed or 0), "demo"))
+        generator = seeded_generator(int(seed or 0), "demo")
+        y = synthetic.sample(y, generator=generator)
+        if read:
+            y = y + read * torch.randn(y.shape, generator=generator)
     estimated = level is None
     if level is not None:
         make_noise(denoiser.family, float(level))  # range check with a clear message
     elif not model or model == AUTO:  # estimate first, then prefer weights trained near it
-        level = pca_level(denoiser.family, y)
+        level = pca_level(denoiser.family, y, read)
         if level is not None:
             denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
     if ensemble or (denoiser.vst and not vst):  # a per-request copy: served ones are shared
@@ -202,13 +212,15 @@ def run(
             view = copy.copy(denoiser.vst)
             view.ensemble = True
             denoiser.with_vst(view)
-    result = denoiser.denoise_tensor(y, None if level is None else float(level))
+    result = denoiser.denoise_tensor(y, None if level is None else float(level), read_noise=read)
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
         f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
         f"model {denoiser.info.name}{_view(denoiser)}{' (self-ensemble x8)' if ensemble else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
+    if read_noise:
+        info.append(f"read noise {read_noise:g} (file units) taken into account")
     warning = far_from_training(denoiser.info, result.level)
     if warning:
         info.append(f"Warning: {warning}.")
@@ -261,13 +273,16 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         white: str | None = None,
         black: float | None = None,
         vst: bool = True,
+        read_noise: float | None = None,
     ):
         """Denoise an image file with a bundled model; level None estimates it; white
         (a value in the file's units, or "auto") and black (a camera's offset) are taken
         as 1 and 0, for dim images; vst: Poisson and Gamma models also denoise through a
-        stabilising transform with the blind Gaussian weights (the mean of both)."""
+        stabilising transform with the blind Gaussian weights (the mean of both);
+        read_noise: Poisson models, a camera's Gaussian read noise in file units."""
         try:
             dark = parse_black(None if black is None else str(black))
+            read = parse_read_noise(None if read_noise is None else str(read_noise))
             scaled = parse_white(white or None, dark)
             shown, _, info, _ = run(
                 models,
@@ -279,6 +294,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 white=scaled,
                 black=dark,
                 vst=vst is not False,
+                read_noise=read,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -293,6 +309,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         vst,
         stretch,
         black,
+        read_noise,
         add_noise,
         noise_level,
         seed,
@@ -315,6 +332,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 "auto" if stretch else None,
                 parse_black(str(black or 0)),
                 vst,
+                parse_read_noise(str(read_noise or 0)),
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -354,6 +372,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     "(photon counts, 12-bit data in 16-bit files)",
                 )
                 black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
+                read_noise = gr.Number(0, label="Read noise (Poisson: the camera's, file units)")
                 with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
                     add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
                     noise_level = gr.Number(first.info.level, label="Synthetic noise level")
@@ -366,9 +385,10 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 info = gr.Markdown(elem_id="result-info")
                 files = gr.File(label="Download", file_count="multiple")
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
+        options = [ensemble, vst, stretch, black, read_noise, add_noise, noise_level, seed]
         button.click(
             denoise_ui,
-            [upload, model, level, estimate, ensemble, vst, stretch, black, add_noise, noise_level, seed],
+            [upload, model, level, estimate, *options],
             [slider, info, files],
             api_visibility="private",
         )
@@ -381,6 +401,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 gr.Textbox(label="white"),
                 gr.Number(None, label="black"),
                 gr.Checkbox(True, label="vst"),
+                gr.Number(None, label="read_noise"),
             ]
             api_outputs = [
                 gr.Image(type="filepath", format="png", label="denoised"),

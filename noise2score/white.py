@@ -36,9 +36,18 @@ def parse_white(text: str | None, black: float = 0.0) -> White:
 
 def parse_black(text: str | None) -> float:
     """``--black`` as given: a number, zero or above (default 0)."""
+    return _non_negative(text, "the black level (--black)")
+
+
+def parse_read_noise(text: str | None) -> float:
+    """``--read-noise`` as given: a number, zero or above (default 0)."""
+    return _non_negative(text, "the read noise (--read-noise)")
+
+
+def _non_negative(text: str | None, what: str) -> float:
     value = 0.0 if text is None else _number(text)
     if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"the black level (--black) is a number, zero or above, not {text!r}")
+        raise ValueError(f"{what} is a number, zero or above, not {text!r}")
     return value
 
 

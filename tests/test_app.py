@@ -264,6 +264,13 @@ def test_the_api_takes_a_white_level(server, tmp_path):
     assert "black level 100, white level 500" in info
     with pytest.raises(Exception, match="white level"):
         _client(server).predict(image=handle_file(tmp_path / "dim.tif"), white="-4", api_name="/denoise")
+    camera = {"image": handle_file(offset), "white": "500", "black": 100, "api_name": "/denoise"}
+    _, info = _client(server).predict(noise="poisson", read_noise=3, **camera)
+    assert "read noise 3 (file units) taken into account" in info
+    refused = [({"noise": "poisson", "read_noise": -1}, "read noise"), ({"read_noise": 3}, "Poisson")]
+    for bad, message in refused:
+        with pytest.raises(Exception, match=message):
+            _client(server).predict(**bad, **camera)
 
 
 def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tmp_path, monkeypatch):
