@@ -24,7 +24,7 @@ from noise2score.image_io import (
     write_pages,
 )
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.white import White, dtype_top, far_from_training, is_dim, unit_range
+from noise2score.white import White, dtype_top, far_from_training, is_dim, unit_range, unit_spread
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
 
@@ -87,7 +87,7 @@ def _denoise_file(
         whites.append(float(offset + scale) * dtype_top(image.source_dtype))
         dim.append(white is None and is_dim(image.pixels, image.source_dtype))
         pixels = (image.pixels - offset) / scale
-        read = read_noise / dtype_top(image.source_dtype) / float(scale)
+        read = unit_spread(read_noise, image.source_dtype, scale)
         chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels, read)
         given = level if level is not None else estimate
         result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)

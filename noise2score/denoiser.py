@@ -23,7 +23,7 @@ from noise2score.noise import make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.vst import stabilised_estimate
 from noise2score.weights import WeightsInfo, load_weights
-from noise2score.white import White, dtype_top, unit_range
+from noise2score.white import White, unit_range, unit_spread
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Denoiser:
         array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
         pixels = to_float(array, name="image", max_pixels=10**9)
         offset, scale = map(np.float32, unit_range(pixels, array.dtype, white, black))
-        read = read_noise / dtype_top(array.dtype) / float(scale)
+        read = unit_spread(read_noise, array.dtype, scale)
         y = from_hwc((pixels - offset) / scale)
         result = self.denoise_tensor(y, level, level_method=level_method, read_noise=read)
         out = from_float(to_hwc(result.x_hat) * scale + offset, array.dtype)

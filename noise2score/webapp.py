@@ -36,6 +36,7 @@ from noise2score.white import (
     parse_read_noise,
     parse_white,
     unit_range,
+    unit_spread,
 )
 
 AUTO = "auto (match the image)"
@@ -185,7 +186,7 @@ def run(
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
     if read_noise and denoiser.family != "poisson":
         raise ImageError(f"read noise is for Poisson noise; pick a Poisson model, not {denoiser.info.name}")
-    read = read_noise / dtype_top(loaded.source_dtype) / float(scale)
+    read = unit_spread(read_noise, loaded.source_dtype, scale)
     pixels = _match_channels((loaded.pixels - offset) / scale, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)

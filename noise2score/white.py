@@ -82,6 +82,12 @@ def unit_range(
     return offset, (float(white) - black) / top
 
 
+def unit_spread(spread: float, source_dtype: np.dtype, scale: float) -> float:
+    """A noise standard deviation in file units (a camera's read noise) as the weights
+    see it: in the unit range that ``unit_range``'s ``scale`` maps the image onto."""
+    return spread / dtype_top(source_dtype) / float(scale)
+
+
 def is_dim(pixels: np.ndarray, source_dtype: np.dtype) -> bool:
     """An integer image that uses little of its range: counts, or 12-bit in 16-bit."""
     return bool(np.issubdtype(source_dtype, np.integer) and np.percentile(pixels, AUTO_PERCENTILE) < DIM)
