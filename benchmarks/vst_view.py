@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from noise2score.datasets import dataset_files
 from noise2score.denoiser import inference_device, load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, noisy_input
+from noise2score.image_io import written_whole
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 from noise2score.vst import stabilised_estimate
@@ -76,9 +76,8 @@ def _read(path: Path, empty):
 
 def _write(path: Path, value) -> None:
     """Whole or not at all: a run killed while writing leaves the last file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=1) + "\n")
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def _denoise(args: argparse.Namespace) -> int:
     if denoiser:
         _attach_vst(args, [denoiser])
     if level is not None:  # validates the range
-        make_noise(denoiser.family if denoiser else args.noise or "gaussian", level)
+        make_noise(family, level)
     chosen = denoiser or _bundled_chooser(args, level)
     failures = denoise_files(
         chosen,

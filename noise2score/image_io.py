@@ -230,13 +230,13 @@ def write_image(path: str | Path, pixels: np.ndarray, *, dtype: np.dtype | type 
     if pixels.ndim not in (2, 3):
         raise ImageError(f"{path.name}: cannot write an array of shape {pixels.shape} as an image")
     array = from_float(pixels[..., None] if pixels.ndim == 2 else pixels, dtype)
-    with _written_whole(path) as tmp:
+    with written_whole(path) as tmp:
         _encode(tmp, array, path)
     return path
 
 
 @contextmanager
-def _written_whole(path: Path) -> Iterator[Path]:
+def written_whole(path: Path) -> Iterator[Path]:
     """A new name beside ``path`` to write to, renamed to ``path`` only when the block
     ends without error (and removed when it does not). The file gets the usual
     permissions (umask), as any file the user writes."""
@@ -274,7 +274,7 @@ def write_pages(path: str | Path, pages: Iterable[np.ndarray], count: int) -> Pa
     pages = iter(pages)
     first = next(pages)
     bigtiff = first.nbytes * count > 2**31  # classic TIFF offsets end at 4 GiB
-    with _written_whole(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tiff:
+    with written_whole(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tiff:
         for array in itertools.chain([first], pages):
             squeezed = array[:, :, 0] if array.shape[2] == 1 else array
             photometric = "rgb" if array.shape[2] == 3 else "minisblack"
