@@ -76,6 +76,7 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     if not candidates:
         raise ValueError(f"no bundled weights for {family} noise; pass --weights")
     _attach_vst(args, candidates)
+    _attach_opponent(args, candidates, asked=False)
 
     def choose(pixels, read_noise=0.0):
         near = level if level is not None else pca_level(family, from_hwc(pixels), read_noise)
@@ -112,6 +113,29 @@ def _attach_vst(args: argparse.Namespace, denoisers: list) -> None:
         d.with_vst(gaussians[name])
 
 
+def _denoise_opponent(args: argparse.Namespace) -> str | None:
+    """The opponent-colour view ``denoise`` adds to colour Gaussian estimates: on by
+    default (the bundled blind gray weights), off with --no-opponent."""
+    if args.opponent and args.no_opponent:
+        raise ValueError("give --opponent or --no-opponent, not both")
+    return None if args.no_opponent else args.opponent or "auto"
+
+
+def _attach_opponent(args: argparse.Namespace, denoisers: list, *, asked: bool) -> None:
+    """Give the colour Gaussian estimates of ``denoisers`` the opponent-colour view
+    ``args.opponent`` asks for (one gray denoiser, shared); ``asked``: a denoiser
+    without a colour Gaussian estimate is an error, not skipped."""
+    from noise2score.denoiser import OPPONENT_WEIGHTS, attach_opponent
+
+    if not args.opponent:
+        return
+    gray = _load(args, OPPONENT_WEIGHTS if args.opponent == "auto" else args.opponent, vst=False)
+    for d in denoisers:
+        if not attach_opponent(d, gray) and asked:
+            what = "colour Gaussian weights, or colour Poisson/Gamma ones with --vst"
+            raise ValueError(f"--opponent is for {what}; {d.info.name or 'these'} are not")
+
+
 def _check_noise(args: argparse.Namespace, family: str) -> None:
     if args.noise and args.noise != family:
         raise ValueError(f"the weights are for {family} noise, not {args.noise}")
@@ -125,6 +149,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if (args.weights is None) == (args.method is None):
         raise ValueError("give exactly one of --weights and --method")
     denoiser = _load(args) if args.weights else None
+    if denoiser:
+        _attach_opponent(args, [denoiser], asked=True)
     family = args.noise or (denoiser.family if denoiser else None)
     if family is None or args.level is None:
         raise ValueError("--method needs --noise and --level; --weights needs --level (of the noise to add)")
@@ -160,8 +186,11 @@ def _denoise(args: argparse.Namespace) -> int:
     if read_noise and family != "poisson":
         raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
     args.vst = _denoise_vst(args, family)
+    asked = bool(args.opponent)
+    args.opponent = _denoise_opponent(args)
     if denoiser:
         _attach_vst(args, [denoiser])
+        _attach_opponent(args, [denoiser], asked=asked)
     if level is not None:  # validates the range
         make_noise(family, level)
     chosen = denoiser or _bundled_chooser(args, level)
@@ -250,6 +279,16 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         "log) with Gaussian weights (default: the bundled blind ones) and average the two "
         "estimates (about 2x the time; denoise does this unless --no-vst)",
     )
+    p.add_argument(
+        "--opponent",
+        nargs="?",
+        const="auto",
+        metavar="GRAY_WEIGHTS",
+        help="colour Gaussian (also the colour --vst view): also denoise brightness and two "
+        "colour differences, one at a time, with gray Gaussian weights (default: the bundled "
+        "blind ones) and average the two estimates (about 4x the time; denoise does this "
+        "unless --no-opponent)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Poisson/Gamma: the weights' own estimate alone (default: averaged with the "
         "stabilised view of --vst, which costs 2x the time)",
+    )
+    p.add_argument(
+        "--no-opponent",
+        action="store_true",
+        help="colour Gaussian: the colour estimate alone (default: averaged with the "
+        "opponent-colour view of --opponent, which costs 4x the time)",
     )
     p.set_defaults(run=_denoise)
 

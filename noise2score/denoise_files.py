@@ -117,7 +117,12 @@ def _denoise_file(
 
 
 def _name(denoiser: Denoiser) -> str:
-    return denoiser.info.name + (f" + {denoiser.vst.info.name} (--vst)" if denoiser.vst else "")
+    name = denoiser.info.name
+    if denoiser.vst:
+        name += f" + {denoiser.vst.info.name} (--vst)"
+    if denoiser.gray_view:
+        name += f" + {denoiser.gray_view.info.name} (--opponent)"
+    return name
 
 
 def _span(values) -> str:

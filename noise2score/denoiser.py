@@ -20,6 +20,7 @@ from noise2score.level import estimate_level, estimate_level_without_score, pca_
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
+from noise2score.opponent import opponent_estimate
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
 from noise2score.vst import stabilised_estimate
 from noise2score.weights import WeightsInfo, load_weights
@@ -41,6 +42,8 @@ class Denoiser:
     Build with :func:`load_denoiser`. ``level=None`` estimates the level per image.
     ``vst``: Gaussian weights that also denoise Poisson or Gamma images through a
     variance-stabilising transform; the result is the mean of the two estimates.
+    ``opponent``: gray Gaussian weights that also denoise colour Gaussian images in an
+    opponent colour space, one channel at a time; the result is again the mean.
     ``device``: where the network runs (see :func:`inference_device`); inputs and
     results stay on theirs, tiles travel.
     """
@@ -56,11 +59,13 @@ class Denoiser:
         bf16: bool = False,
         ensemble: bool = False,
         vst: Denoiser | None = None,
+        opponent: Denoiser | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         self.network = network.to(device, memory_format=torch.channels_last).eval()
         self.info = info
         self.with_vst(vst)
+        self.with_opponent(opponent)
         self._scorer = channel_scorer(self.network, per_channel=info.per_channel, context=info.context)
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
         self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
@@ -71,6 +76,18 @@ class Denoiser:
             _check_vst(self.info, gaussian.info)
         self.vst = gaussian
         return self
+
+    def with_opponent(self, gray: Denoiser | None) -> Denoiser:
+        """Set (or clear, None) the gray weights of the opponent-colour second view."""
+        if gray is not None:
+            _check_opponent(self.info, gray.info)
+        self.opponent = gray
+        return self
+
+    @property
+    def gray_view(self) -> Denoiser | None:
+        """The gray weights of the opponent-colour view: its own, or its stabilised view's."""
+        return self.opponent or (self.vst.opponent if self.vst else None)
 
     @property
     def family(self) -> str:
@@ -123,6 +140,8 @@ class Denoiser:
         x_hat, guarded = noise.tweedie_with_guard(y, score)
         if self.vst is not None:
             x_hat = (x_hat + stabilised_estimate(self.vst, y, noise)) / 2
+        if self.opponent is not None:
+            x_hat = (x_hat + opponent_estimate(self.opponent, y, level)) / 2
         return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
 
     def _with_read_noise(
@@ -210,22 +229,58 @@ def _check_vst(info: WeightsInfo, gaussian: WeightsInfo) -> None:
         )
 
 
+def _check_opponent(info: WeightsInfo, gray: WeightsInfo) -> None:
+    if info.family != "gaussian" or info.channels != 3:
+        name = info.name or "these weights"
+        raise ValueError(f"the opponent-colour view is for colour Gaussian weights; {name} are not")
+    if gray.family != "gaussian" or gray.channels != 1:
+        name = gray.name or "these"
+        raise ValueError(f"the opponent-colour view needs gray Gaussian weights; {name} are not")
+
+
+OPPONENT_WEIGHTS = "gaussian-blind-gray"  # the bundled gray weights of opponent="auto"
+
+
 def vst_weights(channels: int) -> str:
     """The bundled Gaussian weights of ``vst="auto"``: the blind ones for ``channels``."""
     return "gaussian-blind-gray" if channels == 1 else "gaussian-blind-color"
 
 
-def load_denoiser(name_or_path: str = "gaussian25-gray", *, vst: str | None = None, **options) -> Denoiser:
+def load_denoiser(
+    name_or_path: str = "gaussian25-gray", *, vst: str | None = None, opponent: str | None = None, **options
+) -> Denoiser:
     """Bundled weight name, ``.safetensors`` or Lightning ``.ckpt`` -> :class:`Denoiser`.
 
     ``vst``: Gaussian weights (a name or path, or "auto": the bundled blind ones) for the
     stabilised second view of Poisson and Gamma images; None: the family's estimate alone.
+    ``opponent``: gray Gaussian weights (or "auto": the bundled blind ones) for the
+    opponent-colour view of the colour Gaussian estimate (see :func:`attach_opponent`).
     """
     network, info = load_weights(name_or_path)
     second = None
     if vst is not None:
         second = load_denoiser(vst_weights(info.channels) if vst == "auto" else vst, **options)
-    return Denoiser(network, info, vst=second, **options)
+    denoiser = Denoiser(network, info, vst=second, **options)
+    if opponent is not None:
+        gray = load_denoiser(OPPONENT_WEIGHTS if opponent == "auto" else opponent, **options)
+        if not attach_opponent(denoiser, gray):
+            raise ValueError(
+                f"the opponent-colour view is for colour Gaussian weights, or colour Poisson/Gamma "
+                f"ones with vst; {info.name or 'these'} are not"
+            )
+    return denoiser
+
+
+def attach_opponent(denoiser: Denoiser, gray: Denoiser | None) -> bool:
+    """Give the colour Gaussian estimate of ``denoiser`` the opponent-colour view of
+    ``gray`` (None: take it away): its own estimate for colour Gaussian weights, that of
+    its stabilised view's Gaussian weights for colour Poisson and Gamma ones. False where
+    there is no colour Gaussian estimate (gray images)."""
+    target = denoiser if denoiser.family == "gaussian" else denoiser.vst
+    if target is None or target.channels != 3:
+        return False
+    target.with_opponent(gray)
+    return True
 
 
 def inference_device(name: str = "auto") -> torch.device:

@@ -132,6 +132,7 @@ def summarise(
         "ensemble": bool(denoiser and denoiser.ensemble),
         "vst": denoiser.vst.info.name if denoiser and denoiser.vst else None,
         "vst_sha256": denoiser.vst.info.sha256 if denoiser and denoiser.vst else None,
+        "opponent": denoiser.gray_view.info.name if denoiser and denoiser.gray_view else None,
         "mean_psnr": float(np.mean([r["psnr"] for r in rows])),
         "mean_psnr8": float(np.mean([r["psnr8"] for r in rows])),
         "mean_ssim": float(np.mean([r["ssim"] for r in rows])),

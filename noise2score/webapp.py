@@ -14,7 +14,9 @@ import torch
 from noise2score.denoise_files import output_dtype
 from noise2score.denoiser import (
     NEAR_LEVEL,
+    OPPONENT_WEIGHTS,
     Denoiser,
+    attach_opponent,
     choose_denoiser,
     inference_device,
     load_denoiser,
@@ -42,12 +44,14 @@ from noise2score.white import (
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
+OPPONENT_COST = 4  # the opponent-colour view: left out where it would pass the bound on work
 
 
 class DemoModels:
     """Denoisers by name, loaded once at start-up. Poisson and Gamma models get the
     stabilised Gaussian view (``vst``) of the served blind Gaussian weights of their
-    channel count, where those are served."""
+    channel count, and colour Gaussian estimates the opponent-colour view of the served
+    blind gray weights, where those are served."""
 
     def __init__(self, names: list[str], *, tile: int = DEFAULT_TILE, device: str = "cpu") -> None:
         self.denoisers: dict[str, Denoiser] = {}
@@ -58,6 +62,9 @@ class DemoModels:
             gaussian = self.denoisers.get(vst_weights(denoiser.channels))
             if denoiser.family != "gaussian" and gaussian is not None:
                 denoiser.with_vst(gaussian)
+        gray = self.denoisers.get(OPPONENT_WEIGHTS)
+        for denoiser in self.denoisers.values() if gray else ():
+            attach_opponent(denoiser, gray)
 
     @property
     def names(self) -> list[str]:
@@ -165,12 +172,15 @@ def run(
     black: float = 0.0,
     vst: bool = True,
     read_noise: float = 0.0,
+    opponent: bool = True,
 ) -> tuple:
     """Denoise one upload; returns (result path, slider pair, info markdown, downloads).
     ``white`` (file units, or "auto") and ``black`` are shown as white and black and
     taken as 1 and 0 by the weights. ``vst``: Poisson and Gamma models also take the
     stabilised Gaussian view where the demo serves its weights. ``read_noise``: Poisson
-    models, a camera's Gaussian read noise (file units; added too with synthetic noise)."""
+    models, a camera's Gaussian read noise (file units; added too with synthetic noise).
+    ``opponent``: colour Gaussian estimates also take the opponent-colour view where the
+    demo serves its weights and the image is within the bound on work."""
     if image is None:
         raise ImageError("upload an image or pick an example first")
     loaded = read_image(image, max_pixels=max_pixels)
@@ -204,15 +214,9 @@ def run(
         level = pca_level(denoiser.family, y, read)
         if level is not None:
             denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
-    if ensemble or (denoiser.vst and not vst):  # a per-request copy: served ones are shared
-        denoiser = copy.copy(denoiser)
-        denoiser.ensemble = ensemble
-        if not vst:
-            denoiser.with_vst(None)
-        elif ensemble and denoiser.vst:  # the stabilised view averages over the symmetries too
-            view = copy.copy(denoiser.vst)
-            view.ensemble = True
-            denoiser.with_vst(view)
+    work = pixels.shape[0] * pixels.shape[1] * OPPONENT_COST * (ENSEMBLE_COST if ensemble else 1)
+    over = opponent and denoiser.gray_view is not None and (vst or not denoiser.vst) and work > max_pixels
+    denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=opponent and not over)
     result = denoiser.denoise_tensor(y, None if level is None else float(level), read_noise=read)
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
@@ -220,6 +224,11 @@ def run(
         f"model {denoiser.info.name}{_view(denoiser)}{' (self-ensemble x8)' if ensemble else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
+    if over:
+        limit = max_pixels // (work // (pixels.shape[0] * pixels.shape[1]))
+        info.append(
+            f"The opponent-colour view was left out: it does 4x the work, images up to {limit} pixels."
+        )
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
     warning = far_from_training(denoiser.info, result.level)
@@ -251,8 +260,23 @@ def run(
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
 
 
+def _for_request(served: Denoiser, *, ensemble: bool, vst: bool, opponent: bool) -> Denoiser:
+    """A per-request copy of ``served`` (served ones are shared) with the request's
+    self-ensemble (over every view) and second views."""
+    denoiser = copy.copy(served)
+    denoiser.ensemble = ensemble
+    second = served.vst if vst else None
+    denoiser.with_vst(second and _for_request(second, ensemble=ensemble, vst=vst, opponent=opponent))
+    gray = served.opponent if opponent else None
+    denoiser.with_opponent(gray and _for_request(gray, ensemble=ensemble, vst=vst, opponent=opponent))
+    return denoiser
+
+
 def _view(denoiser: Denoiser) -> str:
-    return f" with {denoiser.vst.info.name} through a stabilising transform" if denoiser.vst else ""
+    text = f" with {denoiser.vst.info.name} through a stabilising transform" if denoiser.vst else ""
+    if denoiser.gray_view:
+        text += f"{' and' if text else ' with'} {denoiser.gray_view.info.name} on opponent colours"
+    return text
 
 
 def _user_message(err: Exception, image) -> str:
@@ -275,12 +299,15 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         black: float | None = None,
         vst: bool = True,
         read_noise: float | None = None,
+        opponent: bool = True,
     ):
         """Denoise an image file with a bundled model; level None estimates it; white
         (a value in the file's units, or "auto") and black (a camera's offset) are taken
         as 1 and 0, for dim images; vst: Poisson and Gamma models also denoise through a
         stabilising transform with the blind Gaussian weights (the mean of both);
-        read_noise: Poisson models, a camera's Gaussian read noise in file units."""
+        read_noise: Poisson models, a camera's Gaussian read noise in file units;
+        opponent: colour images also denoised one opponent colour at a time by the blind
+        gray Gaussian weights (the mean of both)."""
         try:
             dark = parse_black(None if black is None else str(black))
             read = parse_read_noise(None if read_noise is None else str(read_noise))
@@ -296,6 +323,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 black=dark,
                 vst=vst is not False,
                 read_noise=read,
+                opponent=opponent is not False,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -308,6 +336,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
         estimate,
         ensemble,
         vst,
+        opponent,
         stretch,
         black,
         read_noise,
@@ -334,6 +363,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 parse_black(str(black or 0)),
                 vst,
                 parse_read_noise(str(read_noise or 0)),
+                opponent,
             )
         except (ImageError, ValueError) as err:
             raise gr.Error(_user_message(err, image)) from None
@@ -367,6 +397,11 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                     label="Poisson/Gamma: also denoise through a stabilising transform (Anscombe, log) "
                     "with the blind Gaussian weights, and take the mean (2x slower)",
                 )
+                opponent = gr.Checkbox(
+                    True,
+                    label="Colour: also denoise brightness and two colour differences one at a time "
+                    "with the blind gray Gaussian weights, and take the mean (4x slower)",
+                )
                 stretch = gr.Checkbox(
                     False,
                     label="Stretch a dim image: its 99.9th percentile as white "
@@ -386,7 +421,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 info = gr.Markdown(elem_id="result-info")
                 files = gr.File(label="Download", file_count="multiple")
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
-        options = [ensemble, vst, stretch, black, read_noise, add_noise, noise_level, seed]
+        options = [ensemble, vst, opponent, stretch, black, read_noise, add_noise, noise_level, seed]
         button.click(
             denoise_ui,
             [upload, model, level, estimate, *options],
@@ -403,6 +438,7 @@ def build_demo(models: DemoModels, *, max_pixels: int = 4_000_000) -> gr.Blocks:
                 gr.Number(None, label="black"),
                 gr.Checkbox(True, label="vst"),
                 gr.Number(None, label="read_noise"),
+                gr.Checkbox(True, label="opponent"),
             ]
             api_outputs = [
                 gr.Image(type="filepath", format="png", label="denoised"),

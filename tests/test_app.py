@@ -317,3 +317,47 @@ def test_the_api_takes_vst(server, tmp_path):
         image=handle_file(tmp_path / "p.png"), noise="poisson", level=0.05, vst=False, api_name="/denoise"
     )
     assert "stabilising" not in info
+
+
+def _noisy_colour(tmp_path, size=96):
+    x = clean_crops(channels=3, size=size)[0]
+    y = make_noise("gaussian", 25).sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
+    return write_image(tmp_path / "colour.png", y.clamp(0, 1).numpy()), x
+
+
+def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_bound(tmp_path, monkeypatch):
+    from noise2score import denoiser as denoiser_module
+    from noise2score.webapp import DemoModels, run
+
+    models = DemoModels(["gaussian25-color", "gaussian-blind-gray", "gamma50-color", "gaussian-blind-color"])
+    gray = models.get("gaussian-blind-gray")
+    assert models.get("gaussian25-color").opponent is gray
+    assert models.get("gamma50-color").gray_view is gray  # through its stabilised view
+    assert DemoModels(["gaussian25-color"]).get("gaussian25-color").opponent is None  # no gray weights
+    path, x = _noisy_colour(tmp_path)
+    image = str(path)
+    both = run(models, 10**6, image, "gaussian25-color", None, 25)
+    alone = run(models, 10**6, image, "gaussian25-color", None, 25, opponent=False)
+    assert "gaussian-blind-gray on opponent colours" in both[2] and "opponent" not in alone[2]
+    assert models.get("gaussian25-color").opponent is gray  # the served model is left as it was
+    assert psnr(read_image(both[0]).pixels, x) > psnr(read_image(alone[0]).pixels, x)
+    bounded = run(models, 96 * 96 * 3, image, "gaussian25-color", None, 25)  # 4x the work: over
+    assert "left out" in bounded[2] and "on opponent colours" not in bounded[2]
+    ensembled, real = [], denoiser_module.ensemble_score
+    monkeypatch.setattr(
+        denoiser_module, "ensemble_score", lambda once, y: ensembled.append(y.shape) or real(once, y)
+    )
+    run(models, 10**6, image, "gaussian25-color", None, 25, ensemble=True)
+    assert [shape[1] for shape in ensembled] == [3, 1, 1, 1]  # the colour score, then each opponent channel
+    assert not gray.ensemble  # the served ones are left as they were
+
+
+def test_the_api_takes_opponent(server, tmp_path):
+    from gradio_client import handle_file
+
+    path, _ = _noisy_colour(tmp_path, size=64)
+    request = {"image": handle_file(path), "model": "gaussian25-color", "level": 25, "api_name": "/denoise"}
+    _, info = _client(server).predict(**request)
+    assert "gaussian-blind-gray on opponent colours" in info
+    _, info = _client(server).predict(opponent=False, **request)
+    assert "opponent" not in info
