@@ -245,7 +245,7 @@ def _results(args: argparse.Namespace) -> int:
         "baselines": baselines,
         "color_baselines": color,
         "only_cached": cached,
-        "vst": args.vst,
+        "views": args.views,
         "device": inference_device(args.device),
     }
     print(write_results(args.out, args.data_dir, keep_unchanged=args.keep_unchanged, **options))
@@ -385,9 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse our rows of the last RESULTS.json whose weights file and inputs are unchanged",
     )
     p.add_argument(
-        "--vst",
+        "--views",
         action="store_true",
-        help="also measure Poisson and Gamma weights with the stabilised Gaussian view (2x their time)",
+        help="also measure the weights with the second views denoise adds by default: the "
+        "stabilised view of Poisson/Gamma (2x their time), the opponent-colour view of colour "
+        "Gaussian estimates (4x)",
     )
     _add_device_option(p)
     p.set_defaults(run=_results)

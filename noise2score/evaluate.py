@@ -133,6 +133,7 @@ def summarise(
         "vst": denoiser.vst.info.name if denoiser and denoiser.vst else None,
         "vst_sha256": denoiser.vst.info.sha256 if denoiser and denoiser.vst else None,
         "opponent": denoiser.gray_view.info.name if denoiser and denoiser.gray_view else None,
+        "opponent_sha256": denoiser.gray_view.info.sha256 if denoiser and denoiser.gray_view else None,
         "mean_psnr": float(np.mean([r["psnr"] for r in rows])),
         "mean_psnr8": float(np.mean([r["psnr8"] for r in rows])),
         "mean_ssim": float(np.mean([r["ssim"] for r in rows])),

@@ -2,8 +2,10 @@
 
 For every bundled weight, on the test sets of its channel count: our PSNR/SSIM,
 the paper's Table 2 value, and the classical baselines on the same noisy inputs,
-each with the command that reproduces the row. With ``vst``, Poisson and Gamma
-weights are also measured with the stabilised Gaussian view (``--vst``).
+each with the command that reproduces the row. With ``views``, the weights are also
+measured with the second views ``denoise`` adds by default: the stabilised Gaussian
+view of Poisson and Gamma (``--vst``), the opponent-colour view of colour Gaussian
+estimates (``--opponent``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from pathlib import Path
 
 from noise2score import __version__, patch_level
-from noise2score.denoiser import load_denoiser, vst_weights
+from noise2score.denoiser import OPPONENT_WEIGHTS, Denoiser, attach_opponent, load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
@@ -57,7 +59,7 @@ def collect(
     color_baselines: tuple[str, ...] | None = None,
     only_cached: tuple[str, ...] = (),
     previous: list[dict] | None = None,
-    vst: bool = False,
+    views: bool = False,
     device: str | None = None,
     log=print,
 ) -> list[dict]:
@@ -68,20 +70,17 @@ def collect(
     where all of a set is there, and left out of the row ("not run") where it is not.
     ``previous`` (the rows of an earlier RESULTS.json) supplies our measurement where the
     weights file, set, noise, seed and package version are all unchanged, and a baseline's
-    where its cache does not have it (a fresh checkout has no cache). ``vst`` adds the
-    "ours_vst" measurement to Poisson and Gamma rows (kept from ``previous`` likewise).
+    where its cache does not have it (a fresh checkout has no cache). ``views`` adds the
+    "ours_views" measurement to the rows of weights that ``denoise`` gives a second view
+    (kept from ``previous`` likewise).
     ``device``: where our networks run (the baselines run on the CPU).
     """
-    kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_vst") if k in r}
+    kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_views") if k in r}
     kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
-    rows, gaussians = [], {}
+    rows, helpers = [], {}
     for name in bundled_names():
         denoiser = load_denoiser(name, device=device)
-        viewed = None
-        if vst and denoiser.family != "gaussian":  # the same network, with the stabilised view
-            if denoiser.channels not in gaussians:
-                gaussians[denoiser.channels] = load_denoiser(vst_weights(denoiser.channels), device=device)
-            viewed = copy.copy(denoiser).with_vst(gaussians[denoiser.channels])
+        viewed = _with_views(denoiser, helpers, device) if views else None
         card_rows = []
         blind = denoiser.info.blind
         for noise, dataset in [(n, d) for n in _noises(denoiser) for d in TEST_SETS[denoiser.channels]]:
@@ -102,10 +101,10 @@ def collect(
                 "baselines": {},
             }
             if viewed is not None:
-                row["ours_vst"] = kept.get(_row_key(_spec_key(spec, viewed, blind)))
-                if row["ours_vst"] is None:
-                    log("  with --vst")
-                    row["ours_vst"] = evaluate(spec, denoiser=viewed, estimate_level=blind)
+                row["ours_views"] = kept.get(_row_key(_spec_key(spec, viewed, blind)))
+                if row["ours_views"] is None:
+                    log("  with its second views")
+                    row["ours_views"] = evaluate(spec, denoiser=viewed, estimate_level=blind)
             methods = color_baselines if denoiser.channels == 3 and color_baselines else baselines
             for method in methods:
                 cached = baseline_cached(spec, method)  # reads one cache file per image
@@ -135,12 +134,35 @@ def collect(
     return rows
 
 
+def _with_views(denoiser: Denoiser, helpers: dict, device) -> Denoiser | None:
+    """A copy of ``denoiser`` with the second views ``denoise`` gives it by default, or
+    None where it gives none (gray Gaussian weights). ``helpers``: their weights, shared."""
+
+    def helper(name: str) -> Denoiser:
+        if name not in helpers:
+            helpers[name] = load_denoiser(name, device=device)
+        return copy.copy(helpers[name])
+
+    viewed = copy.copy(denoiser)
+    if denoiser.family != "gaussian":
+        viewed.with_vst(helper(vst_weights(denoiser.channels)))
+    if not attach_opponent(viewed, helper(OPPONENT_WEIGHTS)) and viewed.vst is None:
+        return None
+    return viewed
+
+
+def _view_flags(measured: dict) -> str:
+    """The ``evaluate`` flags of the second views a measurement was made with."""
+    return " ".join(f"`--{view}`" for view in ("vst", "opponent") if measured.get(view))
+
+
 def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
     """The key fields of a measurement of ``denoiser`` (None: a baseline) on ``spec``."""
     noise = spec.noise
     return {
         "weights_sha256": denoiser.info.sha256 if denoiser is not None else None,
         "vst_sha256": denoiser.vst.info.sha256 if denoiser is not None and denoiser.vst else None,
+        "opponent_sha256": gray.info.sha256 if (gray := denoiser and denoiser.gray_view) else None,
         "dataset": spec.dataset,
         "noise": noise.family,
         "level": noise.level,
@@ -154,7 +176,8 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
 
 def _row_key(result: dict) -> tuple:
     """What makes a measurement of our weights reusable: same file, inputs and code."""
-    names = ("weights_sha256", "vst_sha256", "dataset", "noise", "level", "seed", "limit", "estimate_level")
+    names = ("weights_sha256", "vst_sha256", "opponent_sha256", "dataset", "noise", "level", "seed", "limit")
+    names += ("estimate_level",)
     # rows measured before revisions were recorded used each family's first estimator
     revision = result.get("level_estimator_revision", 1 if result.get("estimate_level") else None)
     return (*(result.get(n) for n in names), revision, result.get("versions", {}).get("noise2score"))
@@ -172,31 +195,33 @@ def render(rows: list[dict]) -> str:
         "",
     ]
     methods = sorted({m for r in rows for m in r["baselines"]}, key=BASELINES.index)
-    viewed = any("ours_vst" in r for r in rows)
+    viewed = any("ours_views" in r for r in rows)
     if viewed:
         out += [
-            "`ours --vst`: Poisson and Gamma weights with the stabilised Gaussian view (README,",
-            "Denoise): the mean of their estimate and the blind Gaussian weights' one after the",
-            "Anscombe or log transform; the gap is that of `ours`.",
+            "`ours + views`: the weights with the second views `denoise` adds by default (README,",
+            "Denoise): Poisson and Gamma with the stabilised Gaussian view (`--vst`), colour",
+            "Gaussian estimates with the opponent-colour view (`--opponent`), each the mean of",
+            "two estimates; the gap is that of `ours`.",
             "",
         ]
-    vst_head = "ours --vst | " if viewed else ""
-    out.append(f"| weights | noise | set | ours | {vst_head}paper | gap | " + " | ".join(methods) + " |")
+    views_head = "ours + views | " if viewed else ""
+    out.append(f"| weights | noise | set | ours | {views_head}paper | gap | " + " | ".join(methods) + " |")
     out.append("|---" * (6 + viewed + len(methods)) + "|")
     for r in rows:
         ours = r["ours"]["mean_psnr"]
         gap = f"{ours - r['paper']:+.2f}" if r["paper"] else "-"
-        measured = [r["ours"], *([r["ours_vst"]] if "ours_vst" in r else []), *r["baselines"].values()]
+        measured = [r["ours"], *([r["ours_views"]] if "ours_views" in r else []), *r["baselines"].values()]
         best = max(m["mean_psnr"] for m in measured)
         cells = [_cell(r["baselines"][m], best) if m in r["baselines"] else "not run" for m in methods]
-        vst_cell = (f"{_cell(r['ours_vst'], best)} | " if "ours_vst" in r else "- | ") if viewed else ""
+        views_cell = (f"{_cell(r['ours_views'], best)} | " if "ours_views" in r else "- | ") if viewed else ""
         out.append(
-            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {_cell(r['ours'], best)} | {vst_cell}"
+            f"| {r['weights']} | {r['noise']} | {r['dataset']} | {_cell(r['ours'], best)} | {views_cell}"
             f"{r['paper'] or '-'} | {gap} | " + " | ".join(cells) + " |"
         )
     out += ["", "Reproduce a row (add `--data-dir DIR` where the sets are):", ""]
     for r in rows:
-        out.append(f"- `{r['command']}`" + (" (and with `--vst`)" if "ours_vst" in r else ""))
+        flags = _view_flags(r.get("ours_views", {}))
+        out.append(f"- `{r['command']}`" + (f" (and with {flags})" if flags else ""))
     out += [
         "",
         "Baselines: `--method noisy|wavelet|nl_means|nl_means_calibrated|bm3d` in place of",

@@ -137,35 +137,43 @@ def test_bundled_cards_headline_the_numbers_of_results_md():
         assert re.findall(r"(\d+\.\d\d) dB", card["headline"]) == values, name
 
 
-def test_vst_adds_a_measured_column_for_poisson_and_gamma_rows_and_keeps_it(monkeypatch):
+def test_views_add_a_measured_column_where_denoise_adds_a_second_view_and_keep_it(monkeypatch):
     from noise2score import results
     from noise2score.evaluate import summarise
 
     calls = []
 
     def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
-        calls.append(denoiser.vst.info.name if denoiser.vst else None)
-        row = {
-            "name": "a.png",
-            "psnr": 31.0 if denoiser.vst else 30.0,
-            "psnr8": 30.0,
-            "ssim": 0.9,
-            "seconds": 0.0,
-        }
+        views = tuple(v.info.name for v in (denoiser.vst, denoiser.gray_view) if v)
+        calls.append(views)
+        row = {"name": "a.png", "psnr": 31.0 if views else 30.0, "psnr8": 30.0, "ssim": 0.9, "seconds": 0.0}
         return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
 
-    monkeypatch.setattr(results, "bundled_names", lambda: ["gamma50-gray", "gaussian25-gray"])
-    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",)})
+    names = ["gamma50-gray", "gaussian25-gray", "gaussian25-color", "gamma50-color"]
+    monkeypatch.setattr(results, "bundled_names", lambda: names)
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12",), 3: ("kodak24",)})
     monkeypatch.setattr(results, "evaluate", fake_evaluate)
     monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
     quiet = {"log": lambda *a: None, "baselines": ()}
-    first = results.collect(None, vst=True, **quiet)
-    assert calls == [None, "gaussian-blind-gray", None]  # none for the Gaussian weights
-    assert first[0]["ours_vst"]["vst"] == "gaussian-blind-gray" and "ours_vst" not in first[1]
-    results.collect(None, vst=True, previous=first, **quiet)
-    assert len(calls) == 3  # both kept
+    first = results.collect(None, views=True, **quiet)
+    blind = ("gaussian-blind-gray",)
+    assert calls == [  # none for the gray Gaussian weights
+        (),
+        blind,
+        (),
+        (),
+        blind,
+        (),
+        ("gaussian-blind-color", "gaussian-blind-gray"),
+    ]
+    assert first[0]["ours_views"]["vst"] == "gaussian-blind-gray" and "ours_views" not in first[1]
+    assert first[2]["ours_views"]["opponent"] == "gaussian-blind-gray"
+    results.collect(None, views=True, previous=first, **quiet)
+    assert len(calls) == 7  # all kept
     text = render(first)
     assert "| gamma50-gray | gamma k=50 | set12 | 30.00 / 0.900 | **31.00** / 0.900 | 30.87 | -0.87 |" in text
     assert "| gaussian25-gray | gaussian sigma=25 | set12 | **30.00** / 0.900 | - | 30.13 |" in text
-    assert "(and with `--vst`)" in text
-    assert "ours --vst" not in render(results.collect(None, previous=first, **quiet))
+    assert "--level 50 --seed 0` (and with `--vst`)" in text
+    assert "--level 25 --seed 0` (and with `--opponent`)" in text
+    assert "(and with `--vst` `--opponent`)" in text
+    assert "ours + views" not in render(results.collect(None, previous=first, **quiet))
