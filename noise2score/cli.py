@@ -125,15 +125,18 @@ def _attach_opponent(args: argparse.Namespace, denoisers: list, *, asked: bool) 
     """Give the colour Gaussian estimates of ``denoisers`` the opponent-colour view
     ``args.opponent`` asks for (one gray denoiser, shared); ``asked``: a denoiser
     without a colour Gaussian estimate is an error, not skipped."""
-    from noise2score.denoiser import OPPONENT_WEIGHTS, attach_opponent
+    from noise2score.denoiser import OPPONENT_WEIGHTS, attach_opponent, colour_gaussian
 
     if not args.opponent:
         return
-    gray = _load(args, OPPONENT_WEIGHTS if args.opponent == "auto" else args.opponent, vst=False)
-    for d in denoisers:
-        if not attach_opponent(d, gray) and asked:
-            what = "colour Gaussian weights, or colour Poisson/Gamma ones with --vst"
-            raise ValueError(f"--opponent is for {what}; {d.info.name or 'these'} are not")
+    without = [d for d in denoisers if colour_gaussian(d) is None]
+    if without and asked:
+        what = "colour Gaussian weights, or colour Poisson/Gamma ones with --vst"
+        raise ValueError(f"--opponent is for {what}; {without[0].info.name or 'these'} are not")
+    if len(without) < len(denoisers):  # the gray weights are loaded only where they are used
+        gray = _load(args, OPPONENT_WEIGHTS if args.opponent == "auto" else args.opponent, vst=False)
+        for d in denoisers:
+            attach_opponent(d, gray)
 
 
 def _check_noise(args: argparse.Namespace, family: str) -> None:

@@ -271,16 +271,21 @@ def load_denoiser(
     return denoiser
 
 
-def attach_opponent(denoiser: Denoiser, gray: Denoiser | None) -> bool:
-    """Give the colour Gaussian estimate of ``denoiser`` the opponent-colour view of
-    ``gray`` (None: take it away): its own estimate for colour Gaussian weights, that of
-    its stabilised view's Gaussian weights for colour Poisson and Gamma ones. False where
-    there is no colour Gaussian estimate (gray images)."""
+def colour_gaussian(denoiser: Denoiser) -> Denoiser | None:
+    """The denoiser that makes the colour Gaussian estimate of ``denoiser``: itself for
+    colour Gaussian weights, its stabilised view's for colour Poisson and Gamma ones;
+    None where there is none (gray images, no stabilised view)."""
     target = denoiser if denoiser.family == "gaussian" else denoiser.vst
-    if target is None or target.channels != 3:
-        return False
-    target.with_opponent(gray)
-    return True
+    return target if target is not None and target.channels == 3 else None
+
+
+def attach_opponent(denoiser: Denoiser, gray: Denoiser | None) -> bool:
+    """Give the colour Gaussian estimate of ``denoiser`` (:func:`colour_gaussian`) the
+    opponent-colour view of ``gray`` (None: take it away); False where it has none."""
+    target = colour_gaussian(denoiser)
+    if target is not None:
+        target.with_opponent(gray)
+    return target is not None
 
 
 def inference_device(name: str = "auto") -> torch.device:
