@@ -30,10 +30,11 @@ class Echo:
 
 
 def test_white_noise_stays_white_in_the_opponent_channels():
-    noise = torch.randn(3, 200_000, dtype=torch.float64) * 0.1
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(3, 200_000, dtype=torch.float64, generator=generator) * 0.1
     covariance = torch.cov(OPPONENT @ noise)
-    expected = torch.diag(0.01 * OPPONENT.pow(2).sum(1))
-    torch.testing.assert_close(covariance, expected, atol=2e-5, rtol=0)
+    expected = torch.diag(0.01 * OPPONENT.pow(2).sum(1))  # a mix that is not orthogonal is ~1e-3 off
+    torch.testing.assert_close(covariance, expected, atol=6e-5, rtol=0)  # ~6 standard errors
 
 
 @pytest.mark.parametrize(
