@@ -86,8 +86,10 @@ class Denoiser:
 
     @property
     def gray_view(self) -> Denoiser | None:
-        """The gray weights of the opponent-colour view: its own, or its stabilised view's."""
-        return self.opponent or (self.vst.opponent if self.vst else None)
+        """The gray weights of the opponent-colour view of its colour Gaussian estimate
+        (:func:`colour_gaussian`): its own, or its stabilised view's."""
+        target = colour_gaussian(self)
+        return target.opponent if target is not None else None
 
     @property
     def family(self) -> str:

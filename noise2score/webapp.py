@@ -214,9 +214,11 @@ def run(
         level = pca_level(denoiser.family, y, read)
         if level is not None:
             denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
-    work = pixels.shape[0] * pixels.shape[1] * OPPONENT_COST * (ENSEMBLE_COST if ensemble else 1)
-    over = opponent and denoiser.gray_view is not None and (vst or not denoiser.vst) and work > max_pixels
-    denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=opponent and not over)
+    denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=opponent)
+    cost = OPPONENT_COST * (ENSEMBLE_COST if ensemble else 1)
+    over = denoiser.gray_view is not None and pixels.shape[0] * pixels.shape[1] * cost > max_pixels
+    if over:
+        denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=False)
     result = denoiser.denoise_tensor(y, None if level is None else float(level), read_noise=read)
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
@@ -225,9 +227,9 @@ def run(
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     if over:
-        limit = max_pixels // (work // (pixels.shape[0] * pixels.shape[1]))
         info.append(
-            f"The opponent-colour view was left out: it does 4x the work, images up to {limit} pixels."
+            f"The opponent-colour view was left out: it does 4x the work, images up to "
+            f"{max_pixels // cost} pixels."
         )
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
