@@ -27,8 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from noise2score.noise import make_noise
-from noise2score.noisy_copy import as_list, make_noisy, parse_folder_name
+from noise2score.noisy_copy import as_list, make_named_folder, parse_folder_name
 
 START_ALLOWANCE = 35.0  # s: imports, data loading and worker start of train.py
 PACK_ALLOWANCE = 40.0  # s: packing the results (again, slimmer, if too large)
@@ -105,8 +104,7 @@ def _make_one(folder: str, clean_root: str) -> str:
 
     # one folder per process; with all threads in each, six CBSD432 copies took 3.7 min there
     torch.set_num_threads(1)
-    clean_set, family, level, gray = parse_folder_name(folder)
-    make_noisy(Path(clean_root) / clean_set, folder, make_noise(family, level), gray=gray)
+    make_named_folder(folder, clean_root)
     return folder
 
 

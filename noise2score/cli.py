@@ -1,4 +1,5 @@
-"""The ``noise2score`` command: make-noisy, data, evaluate, denoise, weights, export."""
+"""The ``noise2score`` command: make-noisy, data, evaluate, denoise, weights, results,
+export, reproduce."""
 
 from __future__ import annotations
 
@@ -236,6 +237,42 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    import shlex
+
+    from noise2score.datasets import ENV_VAR
+    from noise2score.model_card import card_of
+    from noise2score.reproduce import DATASETS, plan, run
+
+    card = card_of(args.weights)
+    if not card:
+        raise FileNotFoundError(
+            f"{args.weights}: no model card (a bundled name, or .safetensors with its .json)"
+        )
+    if not Path("configs").is_dir():
+        raise FileNotFoundError(
+            "configs/ not found: run from the repository root, where the cards' configs are"
+        )
+    datasets = args.data_dir or os.environ.get(ENV_VAR) or DATASETS
+    out = Path(args.out or f"runs/reproduce/{card['name']}")
+    steps = plan(card, out, datasets=datasets)
+    training = card["training"]
+    stages = sum(step.what == "train" for step in steps)
+    hours = training.get("total_wall_time_s", 0) / 3600
+    print(f"{card['name']}: {stages} stages, {training.get('total_steps')} steps; they took {hours:.1f} h")
+    if args.dry_run:
+        for step in steps:
+            print(shlex.join(step.argv))
+        return 0
+    try:
+        run(steps, datasets=datasets, log=lambda line: print(line, flush=True))
+    except RuntimeError as err:
+        print(f"noise2score reproduce: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {out / card['name']}.safetensors (and its card)")
+    return 0
+
+
 def _results(args: argparse.Namespace) -> int:
     from noise2score.denoiser import inference_device
     from noise2score.results import BASELINES, write_results
@@ -396,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device_option(p)
     p.set_defaults(run=_results)
+
+    p = commands.add_parser(
+        "reproduce", help="train weights again from scratch, every stage their card records"
+    )
+    p.add_argument(
+        "weights", help="bundled weight name, or a .safetensors file with its card (.json) beside it"
+    )
+    p.add_argument("--out", help="folder for the runs and the weights (default runs/reproduce/NAME)")
+    p.add_argument(
+        "--data-dir", help=f"the clean sets (default ${{NOISE2SCORE_DATA}} or {'../shared/datasets'})"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.set_defaults(run=_reproduce)
 
     p = commands.add_parser("export", help="Lightning checkpoint -> self-describing .safetensors")
     p.add_argument("checkpoint")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -42,9 +43,10 @@ def _training_facts(checkpoint: Path) -> dict:
     if init and str(init).endswith(".ckpt") and Path(init).is_file():
         facts["warm_start"] = _training_facts(Path(init))  # an earlier stage: its facts too
     elif init:
-        earlier_card = _card_of(init)  # exported weights: their card holds their training
+        earlier_card = card_of(init)  # exported weights: their card holds their training
         if earlier_card.get("training"):
-            facts["warm_start"] = {"weights": str(init), **earlier_card["training"]}
+            source = export_source(earlier_card)  # which copy of that stage was exported
+            facts["warm_start"] = {"weights": str(init), **source, **earlier_card["training"]}
     earlier = facts.get("warm_start", {})
     # Older cards record one stage only: their own steps and wall time.
     facts["total_steps"] = facts["steps"] + earlier.get("total_steps", earlier.get("steps", 0))
@@ -54,6 +56,12 @@ def _training_facts(checkpoint: Path) -> dict:
     if records and all(records):  # one folder: a dict, as older cards have; several: a list
         facts["noisy_training_data"] = records[0] if len(records) == 1 else records
     return facts
+
+
+def export_source(card: dict) -> dict:
+    """``{"source": "ema"}`` or ``"network"``: the copy its ``export`` command took; {} if unsaid."""
+    match = re.search(r"--source (\w+)", card.get("export") or "")
+    return {"source": match.group(1)} if match else {}
 
 
 def _noisy_record(folder: str) -> dict | None:
@@ -68,7 +76,7 @@ def _noisy_record(folder: str) -> dict | None:
     return facts
 
 
-def _card_of(name_or_path: str) -> dict:
+def card_of(name_or_path: str) -> dict:
     """The model card of bundled weights or of a .safetensors file; {} if none."""
     from noise2score.weights import resolve
 

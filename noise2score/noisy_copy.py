@@ -19,7 +19,7 @@ from kornia.color import rgb_to_grayscale
 from noise2score.datasets import sha256_file
 from noise2score.image_io import ImageError, list_images, read_image, write_image
 from noise2score.metrics import from_hwc, to_hwc
-from noise2score.noise import NoiseModel, seeded_generator
+from noise2score.noise import NoiseModel, make_noise, seeded_generator
 
 RECORD_NAME = "noisy.json"
 # The folder names the configs use: data/noisy/<set>[-gray]-<family><level>, e.g.
@@ -47,6 +47,16 @@ def parse_folder_name(path: str | Path) -> NoisyFolder | None:
     if not match:
         return None
     return NoisyFolder(match["set"], match["family"], float(match["level"]), bool(match["gray"]))
+
+
+def make_named_folder(folder: str | Path, clean_root: str | Path, *, seed: int = 0) -> Path:
+    """Make a noisy folder named as in configs/ from ``clean_root/<set>``: the same
+    files ``make-noisy`` gives with its defaults on any machine."""
+    parsed = parse_folder_name(folder)
+    if parsed is None:
+        raise ImageError(f"{folder}: not a noisy folder name (<set>[-gray]-<family><level>)")
+    noise = make_noise(parsed.family, parsed.level)
+    return make_noisy(Path(clean_root) / parsed.clean_set, folder, noise, seed=seed, gray=parsed.gray)
 
 
 def make_noisy(

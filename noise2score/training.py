@@ -29,6 +29,24 @@ class PeriodicCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+class StopAtStep(Callback):
+    """Ends a run at ``step`` while its schedules (learning rate, sigma_a) keep the
+    length of ``max_steps``: a stage that was stopped early, run again exactly."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def _check(self, trainer) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+    def on_train_start(self, trainer, pl_module) -> None:  # a resume at or past the step
+        self._check(trainer)
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self._check(trainer)
+
+
 class HardwareRecord(Callback):
     """Appends the machine of each start (or resume) to ``<root>/hardware.json``: model
     cards say where each stage was trained, not where it was exported."""
@@ -53,6 +71,12 @@ class Noise2ScoreCLI(LightningCLI):
         parser.link_arguments("data.synthetic_levels", "model.levels")
         # last.ckpt every few hundred steps: a killed run loses at most that much.
         parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
+        parser.add_argument(
+            "--stop_at_step",
+            type=int | None,
+            default=None,
+            help="end the run at this step; the schedules still span trainer.max_steps",
+        )
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,
@@ -84,6 +108,9 @@ class Noise2ScoreCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.checkpoint_callbacks:
             callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("stop_at_step") is not None:
+            trainer.callbacks.append(StopAtStep(config.stop_at_step))
         return trainer
 
 
@@ -122,3 +149,7 @@ def main(args: list[str] | None = None) -> Noise2ScoreCLI:
         save_config_kwargs={"overwrite": True},
         args=args,
     )
+
+
+if __name__ == "__main__":  # python -m noise2score.training, as train.py
+    sys.exit(run())

@@ -586,3 +586,15 @@ def test_dim_counts_train_at_the_white_and_black_levels_given(tmp_path):
     data = NoisyFolderDataModule(str(tmp_path), white=200, black=100)
     data.setup("fit")
     assert 0.4 < float(torch.stack(data.train_set.images).mean()) < 0.6
+
+
+def test_stop_at_step_ends_the_run_there_with_the_schedules_of_max_steps(noisy_folders, tmp_path):
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "100")
+    cli = main([*args, "--stop_at_step", "40", "--trainer.val_check_interval", "20"])
+    assert cli.trainer.global_step == 40
+    state = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 40
+    schedule = SigmaASchedule(start=0.05, end=0.001, steps=100)  # the ramp of max_steps, not of 40
+    logged = _logged_sigma_a(tmp_path / "run")
+    assert max(logged) <= 40
+    assert logged[max(logged)] == pytest.approx(schedule.level(max(logged)), rel=1e-5)

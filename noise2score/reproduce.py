@@ -1,0 +1,178 @@
+"""``noise2score reproduce NAME``: train weights again from scratch, as their card says.
+
+A model card records every training stage behind its weights, newest first, in
+``training`` and its nested ``warm_start``: each stage's run (``runs/<run>/...``, whose
+config is ``configs/<run>.yaml`` unless the record names another), the step its weights
+were taken at, and, where the next stage started from exported weights, which copy was
+exported (``source``: the EMA or the trained network). :func:`plan` turns that into the
+commands, oldest stage first: the noisy folders the configs name (``make-noisy``, seed 0),
+each stage's ``train.py fit`` started from the stage before and stopped at its recorded
+step (its schedules keep their full length), the exports between stages, and the final
+export with its card. :func:`run` carries them out; started again, it skips finished
+stages and resumes a killed one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from noise2score.model_card import export_source
+from noise2score.noisy_copy import as_list, make_named_folder, parse_folder_name
+
+DATASETS = "../shared/datasets"  # where the configs find the clean sets
+RUN_DIR = re.compile(r"(?:^|/)runs/(?P<run>.+)/checkpoints/[^/]+$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    run: str  # the original run's name, e.g. gaussian50-color-stage3 or gpu/gaussian50-color
+    config: str
+    steps: int  # the step its weights were taken at
+    start: str | None  # "checkpoint" (the stage before's network), "weights" (its export), None
+    source: str  # what is taken of it for the next stage or the final export: "ema" or "network"
+
+
+def stages(card: dict) -> list[Stage]:
+    """The card's training stages, oldest first; ValueError where the record is incomplete."""
+    records, record = [], card.get("training")
+    while record:
+        records.append(record)
+        record = record.get("warm_start")
+    if not records:
+        raise ValueError(f"{card.get('name')}: the card records no training")
+    records.reverse()
+    out = []
+    name = card.get("name")
+    for i, record in enumerate(records):
+        init = record["model"].get("init_weights")
+        if i == 0 and init:
+            raise ValueError(f"{name}: its first stage starts from {init}, whose training is unrecorded")
+        start = None if i == 0 else "checkpoint" if str(init).endswith(".ckpt") else "weights"
+        last = i == len(records) - 1
+        source = export_source(card).get("source", "ema") if last else record.get("source")
+        next_start = None if last else records[i + 1]["model"].get("init_weights")
+        if not last and not str(next_start).endswith(".ckpt") and source is None:
+            checkpoint = record["checkpoint"]
+            raise ValueError(f"{card['name']}: the card does not say which copy of {checkpoint} was exported")
+        match = RUN_DIR.search(record["checkpoint"])
+        config = record.get("config") or (f"configs/{match['run']}.yaml" if match else None)
+        if config is None:
+            raise ValueError(f"{card['name']}: no config for the stage at {record['checkpoint']}")
+        run = match["run"] if match else Path(config).stem
+        out.append(Stage(run, config, int(record["steps"]), start, source or "network"))
+    return out
+
+
+def _data_folders(config: dict) -> list[str]:
+    data = config.get("data") or {}
+    return [f for key in ("train_dir", "val_dir") for f in as_list(data.get(key))]
+
+
+def _remapped(value, datasets: str):
+    """A config path (or list of them) under ../shared/datasets, moved to ``datasets``."""
+    if isinstance(value, list):
+        return [_remapped(v, datasets) for v in value]
+    if isinstance(value, str) and value.startswith(DATASETS):
+        return datasets + value[len(DATASETS) :]
+    return value
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str  # "folder", "train", "export"
+    argv: list[str]  # the command, as printed
+    target: str  # what it makes: a folder, a run folder, a weights file
+    steps: int = 0  # train: the step the stage ends at
+
+
+def plan(card: dict, out: str | Path, *, datasets: str = DATASETS, python: str = "python") -> list[Step]:
+    """The commands that train ``card``'s weights again under ``out``, oldest stage first."""
+    out = Path(out)
+    chain = stages(card)
+    steps: list[Step] = []
+    folders: list[str] = []
+    for stage in chain:
+        if not Path(stage.config).is_file():
+            raise FileNotFoundError(f"{stage.config}: the config of stage {stage.run} is missing")
+        config = yaml.safe_load(Path(stage.config).read_text())
+        for folder in _data_folders(config):
+            parsed = parse_folder_name(folder)
+            if parsed and folder not in folders:
+                folders.append(folder)
+                argv = ["noise2score", "make-noisy", f"{datasets}/{parsed.clean_set}", folder]
+                argv += ["--noise", parsed.family, "--level", f"{parsed.level:g}"] + ["--gray"] * parsed.gray
+                steps.append(Step("folder", argv, folder))
+    previous: Path | None = None
+    for i, stage in enumerate(chain):
+        run_dir = out / f"{i + 1:02d}-{stage.run.replace('/', '-')}"
+        config = yaml.safe_load(Path(stage.config).read_text())
+        argv = [python, "train.py", "fit", "--config", stage.config]
+        argv += ["--trainer.default_root_dir", str(run_dir), "--stop_at_step", str(stage.steps)]
+        argv += ["--trainer.accelerator", "auto"]  # GPU recipes run on the CPU too
+        if stage.start == "checkpoint":
+            argv += ["--model.init_weights", str(previous / "checkpoints/last.ckpt")]
+        elif stage.start == "weights":
+            exported = out / f"{i:02d}-{chain[i - 1].run.replace('/', '-')}.safetensors"
+            export = ["noise2score", "export", str(previous / "checkpoints/last.ckpt"), str(exported)]
+            steps.append(Step("export", [*export, "--source", chain[i - 1].source], str(exported)))
+            argv += ["--model.init_weights", str(exported)]
+        data = config.get("data") or {}
+        for key in ("train_dir", "val_clean_dir"):
+            moved = _remapped(data.get(key), datasets)
+            if moved != data.get(key):
+                argv += [f"--data.{key}", json.dumps(moved) if isinstance(moved, list) else moved]
+        steps.append(Step("train", argv, str(run_dir), stage.steps))
+        previous = run_dir
+    final = out / f"{card['name']}.safetensors"
+    export = ["noise2score", "export", str(previous / "checkpoints/last.ckpt"), str(final)]
+    export += ["--name", card["name"], "--source", chain[-1].source]
+    first = max(i for i, stage in enumerate(chain) if stage.start != "checkpoint")
+    for stage in chain[first:]:  # the stages the last run continued checkpoint to checkpoint
+        export += ["--config", stage.config]
+    steps.append(Step("export", export, str(final)))
+    return steps
+
+
+def _checkpoint_step(run_dir: Path) -> int | None:
+    last = run_dir / "checkpoints/last.ckpt"
+    if not last.is_file():
+        return None
+    return int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
+
+
+def run(steps: list[Step], *, datasets: str = DATASETS, log=print) -> None:
+    """Carry out a :func:`plan`: finished steps are skipped, a killed stage resumes."""
+    for step in steps:
+        target = Path(step.target)
+        if step.what == "folder":
+            if not target.is_dir():
+                log(f"making {target}")
+                make_named_folder(target, datasets)
+            continue
+        if step.what == "export":
+            if not target.is_file():
+                _call(step.argv, log)
+            continue
+        reached = _checkpoint_step(target)
+        if reached is not None and reached >= step.steps:
+            log(f"{target}: done (step {reached})")
+            continue
+        _call(step.argv + (["--ckpt_path", "last"] if reached is not None else []), log)
+
+
+def _call(argv: list[str], log) -> None:
+    log("$ " + " ".join(argv))
+    if argv[:2] == ["python", "train.py"]:  # the package's own, from any folder
+        command = [sys.executable, "-m", "noise2score.training", *argv[2:]]
+    else:
+        command = [sys.executable, "-m", "noise2score.cli", *argv[1:]]
+    if subprocess.run(command).returncode:
+        raise RuntimeError(f"this step failed (its error is above): {' '.join(argv)}")

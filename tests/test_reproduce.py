@@ -1,0 +1,130 @@
+"""``noise2score reproduce``: every bundled card holds a whole chain, and a chain runs again."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from noise2score.cli import main as cli
+from noise2score.reproduce import plan, stages
+from noise2score.training import main as train
+
+ROOT = Path(__file__).resolve().parents[1]
+CARDS = sorted((ROOT / "noise2score/weights").glob("*.json"))
+
+
+def _chain(card: dict) -> list[dict]:
+    records, record = [], card["training"]
+    while record:
+        records.append(record)
+        record = record.get("warm_start")
+    return records[::-1]
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_every_bundled_card_plans_its_whole_chain_from_scratch(card_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    card = json.loads(card_path.read_text())
+    steps = plan(card, "out")
+    trains = [s for s in steps if s.what == "train"]
+    records = _chain(card)
+    assert len(trains) == len(records)
+    assert "--model.init_weights" not in trains[0].argv  # from scratch
+    for step, record in zip(trains, records, strict=True):
+        assert step.steps == record["steps"]
+        assert step.argv[step.argv.index("--stop_at_step") + 1] == str(record["steps"])
+        assert (ROOT / step.argv[step.argv.index("--config") + 1]).is_file()
+    final = steps[-1].argv
+    assert final[:2] == ["noise2score", "export"] and final[3] == f"out/{card['name']}.safetensors"
+    assert final[final.index("--source") + 1] in card["export"]
+
+
+def _stage_records() -> dict[str, dict]:
+    """Each training stage behind the bundled weights once, by its config."""
+    found = {}
+    for card_path in CARDS:
+        card = json.loads(card_path.read_text())
+        for stage, record in zip(stages(card), _chain(card), strict=True):
+            found.setdefault(stage.config, record)
+    return found
+
+
+STAGES = _stage_records()
+
+
+@pytest.mark.parametrize("config", sorted(STAGES))
+def test_each_stage_config_still_says_what_its_run_recorded(config, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit):
+        train(["fit", "--config", config, "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    record = STAGES[config]
+    for section in ("model", "data"):
+        now = printed[section]
+        now = now.get("init_args", now)
+        differ = {
+            key: (value, now[key])
+            for key, value in record[section].items()
+            if key in now and key != "init_weights" and now[key] != value
+        }
+        assert not differ, f"{section}: recorded vs config now {differ}"
+
+
+def _write_config(path: Path, run: str, train_dir: Path, max_steps: int, init: str | None) -> None:
+    config = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    config["trainer"].update(max_steps=max_steps, default_root_dir=f"runs/{run}")
+    config["checkpoint"]["every_n_train_steps"] = 20
+    config["data"]["train_dir"] = str(train_dir)
+    config["model"]["init_weights"] = init
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.slow
+def test_a_two_stage_chain_is_trained_again_to_the_same_weights(noisy_folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    # The original: a stage from scratch, exported (EMA); a second from that export,
+    # stopped at step 30 of 60 and exported (network) with its card.
+    _write_config(Path("configs/first.yaml"), "first", noisy_folders["noisy"], 40, None)
+    _write_config(Path("configs/second.yaml"), "second", noisy_folders["noisy"], 60, "first.safetensors")
+    train(["fit", "--config", "configs/first.yaml"])
+    assert cli(["export", "runs/first/checkpoints/last.ckpt", "first.safetensors"]) == 0
+    train(["fit", "--config", "configs/second.yaml", "--stop_at_step", "30"])
+    export = ["export", "runs/second/checkpoints/last.ckpt", "second.safetensors", "--source", "network"]
+    assert cli([*export, "--config", "configs/second.yaml"]) == 0
+    card = json.loads(Path("second.json").read_text())
+    assert card["training"]["steps"] == 30 and card["training"]["warm_start"]["source"] == "ema"
+
+    assert cli(["reproduce", "second.safetensors", "--out", "again"]) == 0
+    original, again = load_file("second.safetensors"), load_file("again/second.safetensors")
+    assert original.keys() == again.keys()
+    for key in original:  # the same seeds, data and schedules on the same machine: the same weights
+        assert (original[key] == again[key]).all(), key
+    redone = json.loads(Path("again/second.json").read_text())["training"]
+    assert redone["steps"] == 30 and redone["warm_start"]["steps"] == 40
+
+    capsys.readouterr()
+    mtime = Path("again/second.safetensors").stat().st_mtime
+    assert cli(["reproduce", "second.safetensors", "--out", "again"]) == 0  # started again: nothing to do
+    assert capsys.readouterr().out.count(": done (step") == 2
+    assert Path("again/second.safetensors").stat().st_mtime == mtime
+
+
+def test_a_card_whose_first_stage_starts_from_unrecorded_weights_is_refused(tmp_path, capsys):
+    card = json.loads(CARDS[0].read_text())
+    first = {"steps": 10, "checkpoint": "runs/x/checkpoints/last.ckpt", "model": {"init_weights": "y"}}
+    card["training"] = first
+    (tmp_path / "x.json").write_text(json.dumps(card))
+    (tmp_path / "x.safetensors").write_bytes(CARDS[0].with_suffix(".safetensors").read_bytes())
+    assert cli(["reproduce", str(tmp_path / "x.safetensors"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "starts from y, whose training is unrecorded" in err
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
+def test_every_config_runs_in_the_folder_its_name_gives(config):
+    # A card records a stage by its run folder; reproduce finds the config by that name.
+    name = config.relative_to(ROOT / "configs").with_suffix("")
+    assert yaml.safe_load(config.read_text())["trainer"]["default_root_dir"] == f"runs/{name}"
