@@ -133,10 +133,23 @@ def machine_facts(device: torch.device | None = None) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2, AVX512...: which kernels ran
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+
+
+def _cpu_name() -> str:
+    """The processor's model name (bfloat16 speed and the exact bits depend on it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def hardware_summary(card: dict) -> str:

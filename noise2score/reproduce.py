@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from noise2score.model_card import export_source
-from noise2score.noisy_copy import as_list, make_named_folder, parse_folder_name
+from noise2score.noisy_copy import RECORD_NAME, as_list, make_named_folder, parse_folder_name
 
 DATASETS = "../shared/datasets"  # where the configs find the clean sets
 RUN_DIR = re.compile(r"(?:^|/)runs/(?P<run>.+)/checkpoints/[^/]+$")
@@ -61,12 +61,13 @@ def stages(card: dict) -> list[Stage]:
         next_start = None if last else records[i + 1]["model"].get("init_weights")
         if not last and not str(next_start).endswith(".ckpt") and source is None:
             checkpoint = record["checkpoint"]
-            raise ValueError(f"{card['name']}: the card does not say which copy of {checkpoint} was exported")
+            raise ValueError(f"{name}: the card does not say which copy of {checkpoint} was exported")
         match = RUN_DIR.search(record["checkpoint"])
         config = record.get("config") or (f"configs/{match['run']}.yaml" if match else None)
         if config is None:
-            raise ValueError(f"{card['name']}: no config for the stage at {record['checkpoint']}")
+            raise ValueError(f"{name}: no config for the stage at {record['checkpoint']}")
         run = match["run"] if match else Path(config).stem
+        # A next stage that starts from this one's checkpoint takes its trained network.
         out.append(Stage(run, config, int(record["steps"]), start, source or "network"))
     return out
 
@@ -93,16 +94,17 @@ class Step:
     steps: int = 0  # train: the step the stage ends at
 
 
-def plan(card: dict, out: str | Path, *, datasets: str = DATASETS, python: str = "python") -> list[Step]:
+def plan(card: dict, out: str | Path, *, datasets: str = DATASETS) -> list[Step]:
     """The commands that train ``card``'s weights again under ``out``, oldest stage first."""
     out = Path(out)
     chain = stages(card)
-    steps: list[Step] = []
-    folders: list[str] = []
     for stage in chain:
         if not Path(stage.config).is_file():
             raise FileNotFoundError(f"{stage.config}: the config of stage {stage.run} is missing")
-        config = yaml.safe_load(Path(stage.config).read_text())
+    configs = [yaml.safe_load(Path(stage.config).read_text()) for stage in chain]
+    steps: list[Step] = []
+    folders: list[str] = []
+    for config in configs:
         for folder in _data_folders(config):
             parsed = parse_folder_name(folder)
             if parsed and folder not in folders:
@@ -111,10 +113,9 @@ def plan(card: dict, out: str | Path, *, datasets: str = DATASETS, python: str =
                 argv += ["--noise", parsed.family, "--level", f"{parsed.level:g}"] + ["--gray"] * parsed.gray
                 steps.append(Step("folder", argv, folder))
     previous: Path | None = None
-    for i, stage in enumerate(chain):
+    for i, (stage, config) in enumerate(zip(chain, configs, strict=True)):
         run_dir = out / f"{i + 1:02d}-{stage.run.replace('/', '-')}"
-        config = yaml.safe_load(Path(stage.config).read_text())
-        argv = [python, "train.py", "fit", "--config", stage.config]
+        argv = ["python", "train.py", "fit", "--config", stage.config]
         argv += ["--trainer.default_root_dir", str(run_dir), "--stop_at_step", str(stage.steps)]
         argv += ["--trainer.accelerator", "auto"]  # GPU recipes run on the CPU too
         if stage.start == "checkpoint":
@@ -153,7 +154,9 @@ def run(steps: list[Step], *, datasets: str = DATASETS, log=print) -> None:
     for step in steps:
         target = Path(step.target)
         if step.what == "folder":
-            if not target.is_dir():
+            if target.is_dir():
+                _check_folder(target)
+            else:
                 log(f"making {target}")
                 make_named_folder(target, datasets)
             continue
@@ -166,6 +169,15 @@ def run(steps: list[Step], *, datasets: str = DATASETS, log=print) -> None:
             log(f"{target}: done (step {reached})")
             continue
         _call(step.argv + (["--ckpt_path", "last"] if reached is not None else []), log)
+
+
+def _check_folder(folder: Path) -> None:
+    """An existing noisy folder is used only if it holds what ``make-noisy`` would make."""
+    parsed, record = parse_folder_name(folder), folder / RECORD_NAME
+    held = json.loads(record.read_text()) if record.is_file() else {}
+    wanted = {"noise": parsed.family, "level": parsed.level, "seed": 0, "gray": parsed.gray}
+    if {key: held.get(key, False if key == "gray" else None) for key in wanted} != wanted:
+        raise ValueError(f"{folder} exists but is not make-noisy's {wanted} ({RECORD_NAME}); move it away")
 
 
 def _call(argv: list[str], log) -> None:

@@ -104,6 +104,7 @@ def test_a_two_stage_chain_is_trained_again_to_the_same_weights(noisy_folders, t
         assert (original[key] == again[key]).all(), key
     redone = json.loads(Path("again/second.json").read_text())["training"]
     assert redone["steps"] == 30 and redone["warm_start"]["steps"] == 40
+    assert {"cpu", "cpu_capability", "torch_threads"} <= redone["hardware"][-1].keys()  # what the bits need
 
     capsys.readouterr()
     mtime = Path("again/second.safetensors").stat().st_mtime
@@ -128,3 +129,16 @@ def test_every_config_runs_in_the_folder_its_name_gives(config):
     # A card records a stage by its run folder; reproduce finds the config by that name.
     name = config.relative_to(ROOT / "configs").with_suffix("")
     assert yaml.safe_load(config.read_text())["trainer"]["default_root_dir"] == f"runs/{name}"
+
+
+def test_an_existing_noisy_folder_of_another_draw_is_refused_not_reused(tmp_path, monkeypatch, capsys):
+    from noise2score.reproduce import Step, run
+
+    monkeypatch.chdir(tmp_path)
+    folder = Path("data/noisy/set12-gaussian25")
+    folder.mkdir(parents=True)
+    (folder / "noisy.json").write_text(json.dumps({"noise": "gaussian", "level": 25.0, "seed": 7}))
+    with pytest.raises(ValueError, match="set12-gaussian25 exists but is not make-noisy's"):
+        run([Step("folder", [], str(folder))])
+    (folder / "noisy.json").write_text(json.dumps({"noise": "gaussian", "level": 25.0, "seed": 0}))
+    run([Step("folder", [], str(folder))])  # the same draw: used as it is
