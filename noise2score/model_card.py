@@ -87,6 +87,13 @@ def card_of(name_or_path: str) -> dict:
     return json.loads(card.read_text()) if card.is_file() else {}
 
 
+def _reproduce_name(weights: Path, name: str) -> str:
+    """How ``noise2score reproduce`` finds these weights: the name where bundled, else the file."""
+    from noise2score.weights import BUNDLED_DIR
+
+    return name if weights.resolve().parent == BUNDLED_DIR.resolve() else str(weights)
+
+
 def write_card(
     checkpoint: str | Path,
     weights: str | Path,
@@ -115,6 +122,7 @@ def write_card(
         "trained_on": _describe_data(facts),
         "training": facts,
         "command": " && ".join(f"python train.py fit --config {c}" for c in configs) or None,
+        "reproduce": f"noise2score reproduce {_reproduce_name(weights, name)}",  # every stage, from scratch
         "export": f"noise2score export <run>/checkpoints/{checkpoint.name} {name}.safetensors"
         f" --source {source}",
         # The last stage's machine; where its run has no record, the exporting one.

@@ -39,6 +39,7 @@ def test_every_bundled_card_plans_its_whole_chain_from_scratch(card_path, monkey
     final = steps[-1].argv
     assert final[:2] == ["noise2score", "export"] and final[3] == f"out/{card['name']}.safetensors"
     assert final[final.index("--source") + 1] in card["export"]
+    assert card["reproduce"] == f"noise2score reproduce {card['name']}"
 
 
 def _stage_records() -> dict[str, dict]:
@@ -96,6 +97,7 @@ def test_a_two_stage_chain_is_trained_again_to_the_same_weights(noisy_folders, t
     assert cli([*export, "--config", "configs/second.yaml"]) == 0
     card = json.loads(Path("second.json").read_text())
     assert card["training"]["steps"] == 30 and card["training"]["warm_start"]["source"] == "ema"
+    assert card["reproduce"] == "noise2score reproduce second.safetensors"
 
     assert cli(["reproduce", "second.safetensors", "--out", "again"]) == 0
     original, again = load_file("second.safetensors"), load_file("again/second.safetensors")
