@@ -24,6 +24,7 @@ from noise2score.baselines import run_baseline
 from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import read_image
 from noise2score.metrics import from_hwc, psnr, to_hwc
+from noise2score.model_card import machine_facts
 from noise2score.networks import build_network
 from noise2score.noise import make_noise, seeded_generator
 from noise2score.weights import WeightsInfo
@@ -89,7 +90,7 @@ def main() -> None:
     if args.child:
         peak_memory_child(args.weights)
         return
-    report = {"threads": torch.get_num_threads(), "speed": []}
+    report = {"threads": torch.get_num_threads(), "machine": machine_facts(), "speed": []}
     for weights in filter(None, [args.weights, args.color_weights]):
         for bf16 in (False, True):
             ms = ms_per_megapixel(weights, bf16)

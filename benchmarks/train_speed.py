@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from noise2score.model_card import machine_facts
 from noise2score.networks import build_network
 from noise2score.score_loss import ardae_loss
 
@@ -34,12 +35,15 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    cpu = machine_facts()
     rows = [
         {
             "batch": b,
             "patch": p,
             "bf16": bf16,
             "threads": args.threads,
+            "cpu": cpu["cpu"],
+            "cpu_capability": cpu["cpu_capability"],  # bf16 is fast only with native support
             "samples_per_s": round(samples_per_second(b, p, bf16), 2),
         }
         for b, p in [(8, 128), (16, 64)]

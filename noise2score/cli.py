@@ -4,6 +4,7 @@ export, reproduce."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -48,11 +49,27 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+@functools.cache
+def _note_slow_bf16(device: str) -> None:
+    """Once per run: --bf16 where the device would emulate it."""
+    from noise2score.tiling import bf16_native
+
+    if not bf16_native(device):
+        print(
+            f"note: --bf16: this {device.upper()} has no native bfloat16, so it is emulated and slower"
+            " than without --bf16 (9x on an AVX2-only CPU)",
+            file=sys.stderr,
+        )
+
+
 def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True):
     from noise2score.denoiser import inference_device, load_denoiser
 
+    device = inference_device(args.device)
+    if args.bf16:
+        _note_slow_bf16(str(device))
     options = {
-        "device": inference_device(args.device),
+        "device": device,
         "tile": args.tile or None,
         "batch_size": args.batch_size,
         "bf16": args.bf16,
@@ -304,7 +321,12 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
     _add_device_option(p)
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side in pixels; 0 = whole image")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (about 2x faster on CPU)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast: about 2x faster on GPUs and CPUs with native bfloat16 (AVX512-BF16, AMX), "
+        "several times slower on others (a note says so)",
+    )
     p.add_argument(
         "--ensemble",
         action="store_true",

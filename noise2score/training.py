@@ -16,6 +16,7 @@ from noise2score.data import NoisyFolderDataModule
 from noise2score.image_io import ImageError
 from noise2score.model_card import machine_facts
 from noise2score.module import Noise2Score
+from noise2score.tiling import bf16_native
 
 CHECKPOINT_EVERY = 200  # steps
 
@@ -88,6 +89,9 @@ class Noise2ScoreCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
         trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
+        note = slow_bf16_note(trainer.precision)
+        if note:
+            print(f"train.py: note: {note}", file=sys.stderr)
         if trainer.logger in (None, True):
             root = trainer.default_root_dir or "runs/default"
             trainer.default_root_dir = root
@@ -112,6 +116,16 @@ class Noise2ScoreCLI(LightningCLI):
         if config.get("stop_at_step") is not None:
             trainer.callbacks.append(StopAtStep(config.stop_at_step))
         return trainer
+
+
+def slow_bf16_note(precision) -> str | None:
+    """A line for bfloat16 training on a CPU that would emulate it; None elsewhere."""
+    if "bf16" not in str(precision or "") or torch.cuda.is_available() or bf16_native("cpu"):
+        return None
+    return (
+        f"trainer.precision {precision}: this CPU has no native bfloat16, so it is emulated: about 10x "
+        "slower than --trainer.precision 32 on an AVX2-only CPU (README, bfloat16)"
+    )
 
 
 def default_callbacks() -> list:

@@ -295,3 +295,23 @@ def test_a_tiff_stack_is_denoised_page_by_page_into_one_stack(weights_file, tmp_
     assert _denoise(weights_file, tmp_path / "stack.tif", *as_png) != 0
     assert "TIFF only" in capsys.readouterr().err
     assert not list((tmp_path / "png").iterdir())
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_device_that_would_emulate_it_gets_one_note(
+    weights_file, tmp_path, monkeypatch, capsys, native
+):
+    import noise2score.cli as cli
+    import noise2score.tiling as tiling
+
+    monkeypatch.setattr(tiling, "bf16_native", lambda device="cpu": native)
+    cli._note_slow_bf16.cache_clear()
+    for i in range(2):
+        write_image(tmp_path / f"in{i}.png", RNG.integers(0, 256, (40, 50), dtype=np.uint8))
+    assert (
+        _denoise(weights_file, tmp_path / "in0.png", tmp_path / "in1.png", "-o", tmp_path / "out", "--bf16")
+        == 0
+    )
+    notes = [line for line in capsys.readouterr().err.splitlines() if "no native bfloat16" in line]
+    assert len(notes) == (0 if native else 1)
+    assert (tmp_path / "out/in1.png").is_file()

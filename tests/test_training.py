@@ -598,3 +598,14 @@ def test_stop_at_step_ends_the_run_there_with_the_schedules_of_max_steps(noisy_f
     logged = _logged_sigma_a(tmp_path / "run")
     assert max(logged) <= 40
     assert logged[max(logged)] == pytest.approx(schedule.level(max(logged)), rel=1e-5)
+
+
+def test_bf16_training_on_a_cpu_that_would_emulate_it_gets_a_note(monkeypatch):
+    import noise2score.training as training
+
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "bf16_native", lambda device="cpu": False)
+    assert "no native bfloat16" in training.slow_bf16_note("bf16-mixed")
+    assert training.slow_bf16_note("32") is None and training.slow_bf16_note(None) is None
+    monkeypatch.setattr(training, "bf16_native", lambda device="cpu": True)
+    assert training.slow_bf16_note("bf16-mixed") is None
