@@ -27,6 +27,7 @@ from noise2score.metrics import from_hwc, psnr, to_hwc
 from noise2score.model_card import machine_facts
 from noise2score.networks import build_network
 from noise2score.noise import make_noise, seeded_generator
+from noise2score.tiling import bf16_native
 from noise2score.weights import WeightsInfo
 
 UNTRAINED_COLOR = "untrained-color"  # same compute and memory as trained colour weights
@@ -49,8 +50,8 @@ def ms_per_megapixel(weights: str, bf16: bool, side: int = 1024) -> float:
 
 
 def peak_memory_child(weights: str) -> None:
-    """Run in a fresh process: tiled denoise of a 4000x3000 RGB image."""
-    denoiser = _load(weights, bf16=True)
+    """Run in a fresh process: tiled denoise of a 4000x3000 RGB image (bf16 where native)."""
+    denoiser = _load(weights, bf16=bf16_native())
     image = np.random.default_rng(0).random((3000, 4000, denoiser.channels), dtype=np.float32)
     denoiser.denoise(image, level=25)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MiB on Linux
