@@ -57,7 +57,7 @@ def _note_slow_bf16(device: str) -> None:
     if not bf16_native(device):
         print(
             f"note: --bf16: this {device.upper()} has no native bfloat16, so it is emulated and slower"
-            " than without --bf16 (9x on an AVX2-only CPU)",
+            " than without --bf16 (8x on an AVX2-only CPU)",
             file=sys.stderr,
         )
 

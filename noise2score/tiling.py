@@ -58,8 +58,8 @@ def _edge_weights(span: tuple[int, int], length: int, overlap: int) -> Tensor:
 
 def bf16_native(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` computes in bfloat16 natively. A CPU without it (AVX2 only:
-    no AVX512-BF16 or AMX) emulates autocast: measured 9x slower than fp32 for inference
-    and 10x for training on such a CPU (README, bfloat16)."""
+    no AVX512-BF16 or AMX) emulates autocast: measured 8x slower than fp32 for inference
+    and 12x for training on such a CPU (README, bfloat16)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

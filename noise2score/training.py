@@ -123,7 +123,7 @@ def slow_bf16_note(precision) -> str | None:
     if "bf16" not in str(precision or "") or torch.cuda.is_available() or bf16_native("cpu"):
         return None
     return (
-        f"trainer.precision {precision}: this CPU has no native bfloat16, so it is emulated: about 10x "
+        f"trainer.precision {precision}: this CPU has no native bfloat16, so it is emulated: about 12x "
         "slower than --trainer.precision 32 on an AVX2-only CPU (README, bfloat16)"
     )
 
