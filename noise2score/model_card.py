@@ -39,6 +39,9 @@ def _training_facts(checkpoint: Path) -> dict:
     hardware = run_dir / "hardware.json"
     if hardware.is_file():  # written by train.py at each start (training.HardwareRecord)
         facts["hardware"] = json.loads(hardware.read_text())
+        config = _config_argument(facts["hardware"][0].get("argv", []))
+        if config:  # the stage's config as given, so that `reproduce` finds it under any run folder
+            facts["config"] = config
     init = facts["model"].get("init_weights")
     if init and str(init).endswith(".ckpt") and Path(init).is_file():
         facts["warm_start"] = _training_facts(Path(init))  # an earlier stage: its facts too
@@ -56,6 +59,17 @@ def _training_facts(checkpoint: Path) -> dict:
     if records and all(records):  # one folder: a dict, as older cards have; several: a list
         facts["noisy_training_data"] = records[0] if len(records) == 1 else records
     return facts
+
+
+def _config_argument(argv: list[str]) -> str | None:
+    """The last ``--config`` of a recorded ``train.py`` command line; None without one."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--config="):
+            found = arg.split("=", 1)[1]
+    return found
 
 
 def export_source(card: dict) -> dict:
@@ -160,12 +174,18 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def training_chain(card: dict) -> list[dict]:
+    """A card's training stages, oldest first (``training`` and its nested ``warm_start``)."""
+    chain, facts = [], card.get("training")
+    while facts:
+        chain.insert(0, facts)
+        facts = facts.get("warm_start")
+    return chain
+
+
 def hardware_summary(card: dict) -> str:
     """Where the weights were trained, earliest stage first: "2 CPU cores, then NVIDIA H200"."""
-    stages, facts = [], card.get("training", {})
-    while facts:
-        stages.insert(0, facts.get("hardware"))
-        facts = facts.get("warm_start")
+    stages = [facts.get("hardware") for facts in training_chain(card)]
     if not any(stages):  # cards from before train.py kept a record: the exporting machine
         stages = [[card.get("hardware", {})]]
     names = []

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from noise2score.model_card import export_source
+from noise2score.model_card import export_source, training_chain
 from noise2score.noisy_copy import RECORD_NAME, as_list, make_named_folder, parse_folder_name
 
 DATASETS = "../shared/datasets"  # where the configs find the clean sets
@@ -42,15 +42,10 @@ class Stage:
 
 def stages(card: dict) -> list[Stage]:
     """The card's training stages, oldest first; ValueError where the record is incomplete."""
-    records, record = [], card.get("training")
-    while record:
-        records.append(record)
-        record = record.get("warm_start")
+    records, name = training_chain(card), card.get("name")
     if not records:
-        raise ValueError(f"{card.get('name')}: the card records no training")
-    records.reverse()
+        raise ValueError(f"{name}: the card records no training")
     out = []
-    name = card.get("name")
     for i, record in enumerate(records):
         init = record["model"].get("init_weights")
         if i == 0 and init:

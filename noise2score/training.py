@@ -49,8 +49,11 @@ class StopAtStep(Callback):
 
 
 class HardwareRecord(Callback):
-    """Appends the machine of each start (or resume) to ``<root>/hardware.json``: model
-    cards say where each stage was trained, not where it was exported."""
+    """Appends the machine of each start (or resume) to ``<root>/hardware.json``, with
+    the command line (``argv``, set by the CLI): model cards say where and how each stage
+    was trained, not where it was exported."""
+
+    argv: list[str] | None = None
 
     def on_train_start(self, trainer, pl_module) -> None:  # after a resume's restore
         if trainer.global_rank != 0:
@@ -58,7 +61,7 @@ class HardwareRecord(Callback):
         path = Path(trainer.default_root_dir) / "hardware.json"
         record = json.loads(path.read_text()) if path.is_file() else []
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        start = {"started": started, "from_step": trainer.global_step}
+        start = {"started": started, "from_step": trainer.global_step, "argv": self.argv}
         record.append(start | machine_facts(trainer.strategy.root_device))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
@@ -86,6 +89,11 @@ class Noise2ScoreCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser, args) -> None:
+        """Keeps the command line for the hardware record (``args`` when called from Python)."""
+        self.argv = list(args) if isinstance(args, list | tuple) else sys.argv[1:] if args is None else None
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         """CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
         trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
@@ -112,6 +120,9 @@ class Noise2ScoreCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.checkpoint_callbacks:
             callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+        for callback in trainer.callbacks:
+            if isinstance(callback, HardwareRecord):
+                callback.argv = self.argv
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("stop_at_step") is not None:
             trainer.callbacks.append(StopAtStep(config.stop_at_step))

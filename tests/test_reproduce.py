@@ -8,19 +8,12 @@ import yaml
 from safetensors.torch import load_file
 
 from noise2score.cli import main as cli
+from noise2score.model_card import training_chain
 from noise2score.reproduce import plan, stages
 from noise2score.training import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = sorted((ROOT / "noise2score/weights").glob("*.json"))
-
-
-def _chain(card: dict) -> list[dict]:
-    records, record = [], card["training"]
-    while record:
-        records.append(record)
-        record = record.get("warm_start")
-    return records[::-1]
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
@@ -29,7 +22,7 @@ def test_every_bundled_card_plans_its_whole_chain_from_scratch(card_path, monkey
     card = json.loads(card_path.read_text())
     steps = plan(card, "out")
     trains = [s for s in steps if s.what == "train"]
-    records = _chain(card)
+    records = training_chain(card)
     assert len(trains) == len(records)
     assert "--model.init_weights" not in trains[0].argv  # from scratch
     for step, record in zip(trains, records, strict=True):
@@ -47,7 +40,7 @@ def _stage_records() -> dict[str, dict]:
     found = {}
     for card_path in CARDS:
         card = json.loads(card_path.read_text())
-        for stage, record in zip(stages(card), _chain(card), strict=True):
+        for stage, record in zip(stages(card), training_chain(card), strict=True):
             found.setdefault(stage.config, record)
     return found
 
@@ -107,6 +100,11 @@ def test_a_two_stage_chain_is_trained_again_to_the_same_weights(noisy_folders, t
     redone = json.loads(Path("again/second.json").read_text())["training"]
     assert redone["steps"] == 30 and redone["warm_start"]["steps"] == 40
     assert {"cpu", "cpu_capability", "torch_threads"} <= redone["hardware"][-1].keys()  # what the bits need
+    assert [r["config"] for r in training_chain(json.loads(Path("again/second.json").read_text()))] == [
+        "configs/first.yaml",
+        "configs/second.yaml",
+    ]  # recorded from each stage's command line: a reproduced card reproduces again
+    assert cli(["reproduce", "again/second.safetensors", "--out", "again2", "--dry-run"]) == 0
 
     capsys.readouterr()
     mtime = Path("again/second.safetensors").stat().st_mtime
