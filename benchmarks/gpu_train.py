@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from noise2score.noisy_copy import as_list, make_named_folder, parse_folder_name
+from noise2score.noisy_copy import make_named_folder, named_folders
 
 START_ALLOWANCE = 35.0  # s: imports, data loading and worker start of train.py
 PACK_ALLOWANCE = 40.0  # s: packing the results (again, slimmer, if too large)
@@ -111,9 +111,7 @@ def _make_one(folder: str, clean_root: str) -> str:
 def make_missing_noisy_folders(configs: list[dict], clean_root: str) -> None:
     """The configs' missing data/noisy/<set>-<family><level> folders, made side by side
     with ``make-noisy``'s defaults (seed 0): the same files as on any other machine."""
-    named = [config["data"].get(key) for config in configs for key in ("train_dir", "val_dir")]
-    folders = {f for n in named for f in as_list(n) if parse_folder_name(f)}
-    missing = sorted(f for f in folders if not Path(f).is_dir())
+    missing = sorted(f for f in named_folders(configs) if not Path(f).is_dir())
     with ProcessPoolExecutor() as pool:
         for folder in pool.map(_make_one, missing, [clean_root] * len(missing)):
             print(f"made {folder}", flush=True)

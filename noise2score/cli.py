@@ -282,7 +282,7 @@ def _reproduce(args: argparse.Namespace) -> int:
             print(shlex.join(step.argv))
         return 0
     try:
-        run(steps, datasets=datasets, log=lambda line: print(line, flush=True))
+        run(steps, log=lambda line: print(line, flush=True))
     except RuntimeError as err:
         print(f"noise2score reproduce: error: {err}", file=sys.stderr)
         return 1
@@ -463,9 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weights", help="bundled weight name, or a .safetensors file with its card (.json) beside it"
     )
     p.add_argument("--out", help="folder for the runs and the weights (default runs/reproduce/NAME)")
-    p.add_argument(
-        "--data-dir", help=f"the clean sets (default ${{NOISE2SCORE_DATA}} or {'../shared/datasets'})"
-    )
+    p.add_argument("--data-dir", help="the clean sets (default $NOISE2SCORE_DATA, else ../shared/datasets)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(run=_reproduce)
 

@@ -49,6 +49,13 @@ def parse_folder_name(path: str | Path) -> NoisyFolder | None:
     return NoisyFolder(match["set"], match["family"], float(match["level"]), bool(match["gray"]))
 
 
+def named_folders(configs: list[dict]) -> list[str]:
+    """The noisy folders named as above that configs train or validate on, in order, once."""
+    named = [(config.get("data") or {}).get(key) for config in configs for key in ("train_dir", "val_dir")]
+    folders = [f for n in named for f in as_list(n) if parse_folder_name(f)]
+    return list(dict.fromkeys(folders))
+
+
 def make_named_folder(folder: str | Path, clean_root: str | Path, *, seed: int = 0) -> Path:
     """Make a noisy folder named as in configs/ from ``clean_root/<set>``: the same
     files ``make-noisy`` gives with its defaults on any machine."""

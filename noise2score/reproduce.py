@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from noise2score.model_card import export_source, training_chain
-from noise2score.noisy_copy import RECORD_NAME, as_list, make_named_folder, parse_folder_name
+from noise2score.noisy_copy import RECORD_NAME, named_folders, parse_folder_name
 
 DATASETS = "../shared/datasets"  # where the configs find the clean sets
 RUN_DIR = re.compile(r"(?:^|/)runs/(?P<run>.+)/checkpoints/[^/]+$")
@@ -67,11 +67,6 @@ def stages(card: dict) -> list[Stage]:
     return out
 
 
-def _data_folders(config: dict) -> list[str]:
-    data = config.get("data") or {}
-    return [f for key in ("train_dir", "val_dir") for f in as_list(data.get(key))]
-
-
 def _remapped(value, datasets: str):
     """A config path (or list of them) under ../shared/datasets, moved to ``datasets``."""
     if isinstance(value, list):
@@ -98,15 +93,11 @@ def plan(card: dict, out: str | Path, *, datasets: str = DATASETS) -> list[Step]
             raise FileNotFoundError(f"{stage.config}: the config of stage {stage.run} is missing")
     configs = [yaml.safe_load(Path(stage.config).read_text()) for stage in chain]
     steps: list[Step] = []
-    folders: list[str] = []
-    for config in configs:
-        for folder in _data_folders(config):
-            parsed = parse_folder_name(folder)
-            if parsed and folder not in folders:
-                folders.append(folder)
-                argv = ["noise2score", "make-noisy", f"{datasets}/{parsed.clean_set}", folder]
-                argv += ["--noise", parsed.family, "--level", f"{parsed.level:g}"] + ["--gray"] * parsed.gray
-                steps.append(Step("folder", argv, folder))
+    for folder in named_folders(configs):
+        parsed = parse_folder_name(folder)
+        argv = ["noise2score", "make-noisy", f"{datasets}/{parsed.clean_set}", folder]
+        argv += ["--noise", parsed.family, "--level", f"{parsed.level:g}"] + ["--gray"] * parsed.gray
+        steps.append(Step("folder", argv, folder))
     previous: Path | None = None
     for i, (stage, config) in enumerate(zip(chain, configs, strict=True)):
         run_dir = out / f"{i + 1:02d}-{stage.run.replace('/', '-')}"
@@ -144,19 +135,15 @@ def _checkpoint_step(run_dir: Path) -> int | None:
     return int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
 
 
-def run(steps: list[Step], *, datasets: str = DATASETS, log=print) -> None:
+def run(steps: list[Step], *, log=print) -> None:
     """Carry out a :func:`plan`: finished steps are skipped, a killed stage resumes."""
     for step in steps:
         target = Path(step.target)
-        if step.what == "folder":
-            if target.is_dir():
-                _check_folder(target)
-            else:
-                log(f"making {target}")
-                make_named_folder(target, datasets)
+        if step.what == "folder" and target.is_dir():
+            _check_folder(target)
             continue
-        if step.what == "export":
-            if not target.is_file():
+        if step.what in ("folder", "export"):
+            if not target.exists():
                 _call(step.argv, log)
             continue
         reached = _checkpoint_step(target)
