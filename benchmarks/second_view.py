@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from noise2score.cli import note_slow_bf16
 from noise2score.datasets import dataset_files
 from noise2score.denoiser import OPPONENT_WEIGHTS, inference_device, load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, noisy_input
@@ -55,6 +56,8 @@ def second_view(args: argparse.Namespace, own, options: dict):
 
 def run(args: argparse.Namespace, dataset: str, partial: Path) -> dict:
     options = {"bf16": args.bf16, "device": inference_device(args.device)}
+    if args.bf16:
+        note_slow_bf16(str(options["device"]))
     own = load_denoiser(args.weights, **options)
     view, helper, second = second_view(args, own, options)
     views = ("family", view, "mean")

@@ -50,7 +50,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 @functools.cache
-def _note_slow_bf16(device: str) -> None:
+def note_slow_bf16(device: str) -> None:
     """Once per run: --bf16 where the device would emulate it."""
     from noise2score.tiling import bf16_native
 
@@ -67,7 +67,7 @@ def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True
 
     device = inference_device(args.device)
     if args.bf16:
-        _note_slow_bf16(str(device))
+        note_slow_bf16(str(device))
     options = {
         "device": device,
         "tile": args.tile or None,
@@ -259,7 +259,8 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from noise2score.datasets import ENV_VAR
     from noise2score.model_card import card_of
-    from noise2score.reproduce import DATASETS, plan, run
+    from noise2score.reproduce import DATASETS, bf16_stages, plan, run
+    from noise2score.training import slow_bf16_note
 
     card = card_of(args.weights)
     if not card:
@@ -272,11 +273,18 @@ def _reproduce(args: argparse.Namespace) -> int:
         )
     datasets = args.data_dir or os.environ.get(ENV_VAR) or DATASETS
     out = Path(args.out or f"runs/reproduce/{card['name']}")
-    steps = plan(card, out, datasets=datasets)
+    steps = plan(card, out, datasets=datasets, precision=args.precision)
     training = card["training"]
     stages = sum(step.what == "train" for step in steps)
     hours = training.get("total_wall_time_s", 0) / 3600
     print(f"{card['name']}: {stages} stages, {training.get('total_steps')} steps; they took {hours:.1f} h")
+    slow = [] if args.precision else bf16_stages(card)
+    if slow and slow_bf16_note("bf16-mixed"):
+        print(
+            f"note: {len(slow)} of the stages train in bfloat16, which this CPU emulates (about 12x "
+            "slower); --precision 32-true runs them in fp32 instead (the new card records it)",
+            file=sys.stderr,
+        )
     if args.dry_run:
         for step in steps:
             print(shlex.join(step.argv))
@@ -464,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="folder for the runs and the weights (default runs/reproduce/NAME)")
     p.add_argument("--data-dir", help="the clean sets (default $NOISE2SCORE_DATA, else ../shared/datasets)")
+    p.add_argument(
+        "--precision",
+        choices=("32-true", "bf16-mixed"),
+        help="train every stage in this precision instead of its config's (a deviation the new card "
+        "records); 32-true where bfloat16 would be emulated",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(run=_reproduce)
 

@@ -84,8 +84,14 @@ class Step:
     steps: int = 0  # train: the step the stage ends at
 
 
-def plan(card: dict, out: str | Path, *, datasets: str = DATASETS) -> list[Step]:
-    """The commands that train ``card``'s weights again under ``out``, oldest stage first."""
+def plan(
+    card: dict, out: str | Path, *, datasets: str = DATASETS, precision: str | None = None
+) -> list[Step]:
+    """The commands that train ``card``'s weights again under ``out``, oldest stage first.
+
+    ``precision`` replaces every stage's ``trainer.precision`` (e.g. ``32-true`` where
+    bfloat16 is emulated); the new card records what each stage ran with.
+    """
     out = Path(out)
     chain = stages(card)
     for stage in chain:
@@ -104,6 +110,8 @@ def plan(card: dict, out: str | Path, *, datasets: str = DATASETS) -> list[Step]
         argv = ["python", "train.py", "fit", "--config", stage.config]
         argv += ["--trainer.default_root_dir", str(run_dir), "--stop_at_step", str(stage.steps)]
         argv += ["--trainer.accelerator", "auto"]  # GPU recipes run on the CPU too
+        if precision:
+            argv += ["--trainer.precision", precision]
         if stage.start == "checkpoint":
             argv += ["--model.init_weights", str(previous / "checkpoints/last.ckpt")]
         elif stage.start == "weights":
@@ -126,6 +134,16 @@ def plan(card: dict, out: str | Path, *, datasets: str = DATASETS) -> list[Step]
         export += ["--config", stage.config]
     steps.append(Step("export", export, str(final)))
     return steps
+
+
+def bf16_stages(card: dict) -> list[str]:
+    """The configs of ``card``'s stages that train in bfloat16."""
+    found = []
+    for stage in stages(card):
+        trainer = (yaml.safe_load(Path(stage.config).read_text()) or {}).get("trainer") or {}
+        if "bf16" in str(trainer.get("precision", "")):
+            found.append(stage.config)
+    return found
 
 
 def _checkpoint_step(run_dir: Path) -> int | None:

@@ -305,7 +305,7 @@ def test_bf16_on_a_device_that_would_emulate_it_gets_one_note(
     import noise2score.tiling as tiling
 
     monkeypatch.setattr(tiling, "bf16_native", lambda device="cpu": native)
-    cli._note_slow_bf16.cache_clear()
+    cli.note_slow_bf16.cache_clear()
     for i in range(2):
         write_image(tmp_path / f"in{i}.png", RNG.integers(0, 256, (40, 50), dtype=np.uint8))
     assert (

@@ -142,3 +142,25 @@ def test_an_existing_noisy_folder_of_another_draw_is_refused_not_reused(tmp_path
         run([Step("folder", [], str(folder))])
     (folder / "noisy.json").write_text(json.dumps({"noise": "gaussian", "level": 25.0, "seed": 0}))
     run([Step("folder", [], str(folder))])  # the same draw: used as it is
+
+
+def test_precision_replaces_every_stages_and_bf16_on_an_emulating_cpu_gets_a_note(monkeypatch, capsys):
+    from noise2score import training
+
+    monkeypatch.chdir(ROOT)
+    card = json.loads((ROOT / "noise2score/weights/gaussian25-gray.json").read_text())
+    trains = [s.argv for s in plan(card, "out", precision="32-true") if s.what == "train"]
+    assert all(argv[argv.index("--trainer.precision") + 1] == "32-true" for argv in trains)
+    assert all("--trainer.precision" not in s.argv for s in plan(card, "out"))
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(training, "bf16_native", lambda device="cpu": False)
+    assert cli(["reproduce", "gaussian25-gray", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 of the stages train in bfloat16" in err
+    assert "--precision 32-true" in err
+    assert cli(["reproduce", "gaussian25-gray", "--dry-run", "--precision", "32-true"]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(training, "bf16_native", lambda device="cpu": True)
+    assert cli(["reproduce", "gaussian25-gray", "--dry-run"]) == 0
+    assert capsys.readouterr().err == ""
