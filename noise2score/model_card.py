@@ -31,9 +31,12 @@ def _training_facts(checkpoint: Path) -> dict:
     }
     facts["model"].pop("_instantiator", None)
     facts["data"].pop("_instantiator", None)
-    if configs:
-        # Wall time: from the first run's start (its config is written then) to this checkpoint.
+    timer = _timer_state(state)
+    if timer is not None:  # training time, kept across resumes (training.py adds a Timer)
+        facts["wall_time_s"] = round(timer)
+    elif configs:  # older runs: from the first start (its config is written then) to this checkpoint
         facts["wall_time_s"] = round(checkpoint.stat().st_mtime - configs[0].stat().st_mtime)
+    if configs:
         config = yaml.safe_load(configs[-1].read_text())
         facts["precision"] = config.get("trainer", {}).get("precision")
     hardware = run_dir / "hardware.json"
@@ -59,6 +62,14 @@ def _training_facts(checkpoint: Path) -> dict:
     if records and all(records):  # one folder: a dict, as older cards have; several: a list
         facts["noisy_training_data"] = records[0] if len(records) == 1 else records
     return facts
+
+
+def _timer_state(state: dict) -> float | None:
+    """Seconds of training a checkpoint's Lightning Timer had counted; None without one."""
+    for key, value in (state.get("callbacks") or {}).items():
+        if key.split("{")[0] == "Timer" and isinstance(value, dict):
+            return value.get("time_elapsed", {}).get("train")
+    return None
 
 
 def _config_argument(argv: list[str]) -> str | None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 
 from noise2score.data import NoisyFolderDataModule
@@ -123,6 +123,10 @@ class Noise2ScoreCLI(LightningCLI):
         for callback in trainer.callbacks:
             if isinstance(callback, HardwareRecord):
                 callback.argv = self.argv
+        if not any(isinstance(callback, Timer) for callback in trainer.callbacks):
+            # Training time in each checkpoint, carried over a resume: a card's wall time
+            # leaves out the time a killed run lay still (trainer.max_time adds its own).
+            trainer.callbacks.append(Timer())
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("stop_at_step") is not None:
             trainer.callbacks.append(StopAtStep(config.stop_at_step))

@@ -609,3 +609,21 @@ def test_bf16_training_on_a_cpu_that_would_emulate_it_gets_a_note(monkeypatch):
     assert training.slow_bf16_note("32") is None and training.slow_bf16_note(None) is None
     monkeypatch.setattr(training, "bf16_native", lambda device="cpu": True)
     assert training.slow_bf16_note("bf16-mixed") is None
+
+
+@pytest.mark.slow
+def test_a_cards_wall_time_counts_training_not_the_time_a_killed_run_lay_still(noisy_folders, tmp_path):
+    import os
+
+    from noise2score.model_card import _training_facts
+
+    args = _smoke_args(noisy_folders, tmp_path / "run", "--trainer.max_steps", "40")
+    main([*args, "--stop_at_step", "20", "--trainer.val_check_interval", "20"])
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    first = _training_facts(last)["wall_time_s"]
+    day_ago = time.time() - 86400  # as if the run had been killed a day ago
+    for path in (tmp_path / "run").rglob("*"):
+        os.utime(path, (day_ago, day_ago))
+    main([*args, "--ckpt_path", "last", "--trainer.val_check_interval", "20"])
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 40
+    assert first <= _training_facts(last)["wall_time_s"] < 600  # the day between is left out
