@@ -259,7 +259,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from noise2score.datasets import ENV_VAR
     from noise2score.model_card import card_of
-    from noise2score.reproduce import DATASETS, bf16_stages, plan, run
+    from noise2score.reproduce import DATASETS, bf16_stages, comparisons, plan, run
     from noise2score.training import slow_bf16_note
 
     card = card_of(args.weights)
@@ -294,7 +294,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     except RuntimeError as err:
         print(f"noise2score reproduce: error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {out / card['name']}.safetensors (and its card)")
+    print(f"wrote {out / card['name']}.safetensors (and its card); to compare it with the card's results:")
+    for line in comparisons(card, out / f"{card['name']}.safetensors", args.data_dir):
+        print("  " + line)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -144,6 +145,17 @@ def bf16_stages(card: dict) -> list[str]:
         if "bf16" in str(trainer.get("precision", "")):
             found.append(stage.config)
     return found
+
+
+def comparisons(card: dict, weights: str | Path, data_dir: str | None = None) -> list[str]:
+    """The card's evaluation commands run on ``weights``, each with the card's PSNR."""
+    lines = []
+    for row in card.get("evaluation", []):
+        argv = shlex.split(row["command"])
+        argv[argv.index("--weights") + 1] = str(weights)
+        argv += ["--data-dir", data_dir] if data_dir else []
+        lines.append(f"{shlex.join(argv)}   # {card['name']}: {row['psnr']:.2f} dB")
+    return lines
 
 
 def _checkpoint_step(run_dir: Path) -> int | None:

@@ -164,3 +164,20 @@ def test_precision_replaces_every_stages_and_bf16_on_an_emulating_cpu_gets_a_not
     monkeypatch.setattr(training, "bf16_native", lambda device="cpu": True)
     assert cli(["reproduce", "gaussian25-gray", "--dry-run"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_the_comparison_commands_evaluate_the_new_weights_as_the_card_did(card_path):
+    import shlex
+
+    from noise2score.cli import build_parser
+    from noise2score.reproduce import comparisons
+
+    card = json.loads(card_path.read_text())
+    lines = comparisons(card, "out/new.safetensors", "data")
+    assert len(lines) == len(card["evaluation"]) > 0
+    for line, row in zip(lines, card["evaluation"], strict=True):
+        command, psnr = line.split("   # ")
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert (args.weights, args.data_dir, args.dataset) == ("out/new.safetensors", "data", row["dataset"])
+        assert psnr == f"{card['name']}: {row['psnr']:.2f} dB"
