@@ -169,18 +169,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if (args.weights is None) == (args.method is None):
         raise ValueError("give exactly one of --weights and --method")
-    denoiser = _load(args) if args.weights else None
+    auto = args.weights == "auto"
+    if auto and args.level_method != "auto":
+        raise ValueError("--weights auto estimates the level as denoise does; drop --level-method")
+    denoiser = _load(args) if args.weights and not auto else None
     if denoiser:
         _attach_opponent(args, [denoiser], asked=True)
     family = args.noise or (denoiser.family if denoiser else None)
     if family is None or args.level is None:
-        raise ValueError("--method needs --noise and --level; --weights needs --level (of the noise to add)")
+        raise ValueError(
+            "--method and --weights auto need --noise and --level; "
+            "--weights needs --level (of the noise to add)"
+        )
     if denoiser:
         _check_noise(args, denoiser.family)
     spec = EvalSpec(args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir)
+    picker = _bundled_chooser(args, None if args.estimate_level else args.level) if auto else None
     result = evaluate(
         spec,
         denoiser=denoiser,
+        picker=picker,
         method=args.method,
         estimate_level=args.estimate_level,
         level_method=args.level_method,
@@ -385,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_data)
 
     p = commands.add_parser("evaluate", help="PSNR/SSIM table on a benchmark set")
-    p.add_argument("--weights", help="bundled weight name or a .safetensors/.ckpt path")
+    p.add_argument(
+        "--weights",
+        help="bundled weight name or a .safetensors/.ckpt path; auto: for each image the bundled "
+        "weights denoise picks without --weights (views only as asked: --vst, --opponent)",
+    )
     p.add_argument("--method", choices=["noisy", "bm3d", "nl_means", "nl_means_calibrated", "wavelet"])
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-dir")

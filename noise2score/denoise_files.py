@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import glob
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from noise2score.denoiser import Denoiser
+from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -59,7 +58,7 @@ def output_dtype(source_dtype: np.dtype, suffix: str) -> np.dtype:
     return np.dtype(np.uint16) if source_dtype.itemsize > 1 else np.dtype(np.uint8)
 
 
-Picker = Denoiser | Callable[[np.ndarray, float], tuple[Denoiser, float | None]]
+Picker = Denoiser | Chooser
 
 
 def _denoise_file(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -314,6 +315,9 @@ def inference_device(name: str = "auto") -> torch.device:
 
 NEAR_LEVEL = 0.1  # an estimate within 10% of a fixed-level model's level picks that model
 # (or blind weights of its family that measured better there)
+# ``denoise``'s pick among the bundled weights for one image: (pixels (H, W, C) in [0, 1],
+# read noise) -> (the weights, the level estimated for the pick; None where one was given)
+Chooser = Callable[[np.ndarray, float], tuple[Denoiser, float | None]]
 
 
 def choose_denoiser(

@@ -20,7 +20,7 @@ import torch
 from noise2score import __version__, patch_level
 from noise2score.baselines import run_baseline
 from noise2score.datasets import dataset_files, get_dataset
-from noise2score.denoiser import Denoiser
+from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import read_image
 from noise2score.metrics import from_hwc, psnr, quantize8, ssim, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
@@ -59,29 +59,37 @@ def evaluate(
     spec: EvalSpec,
     *,
     denoiser: Denoiser | None = None,
+    picker: Chooser | None = None,
     method: str | None = None,
     estimate_level: bool = False,
     level_method: str = "auto",
     progress=None,
 ) -> dict:
-    """Evaluate a denoiser (or a baseline ``method``) on a benchmark set."""
+    """Evaluate a denoiser, the weights ``picker`` picks for each image (as ``denoise``
+    without --weights), or a baseline ``method`` on a benchmark set."""
     files = dataset_files(spec.dataset, spec.data_dir)[: spec.limit]
     channels = get_dataset(spec.dataset).channels
     if denoiser is not None and denoiser.channels != channels:
         raise ValueError(f"{spec.dataset} has {channels} channel(s); the weights take {denoiser.channels}")
     if denoiser is not None and denoiser.family != spec.noise.family:
         raise ValueError(f"the weights are for {denoiser.family} noise, not {spec.noise.family}")
-    rows = []
+    rows, picked = [], []
     for path in progress(files) if progress else files:
         x, y = noisy_input(spec, path)
-        if denoiser is not None:
-            level = None if estimate_level else spec.noise.level
-            result = denoiser.denoise_tensor(y, level, level_method=level_method)
-            extra = {"estimated_level": result.level} if estimate_level else {}
-            rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
-        else:
+        if denoiser is None and picker is None:
             rows.append(_cached_baseline(spec, method, path.name, x, y))
-    return summarise(spec, rows, denoiser=denoiser, method=method, estimate_level=estimate_level)
+            continue
+        level, chosen, extra = None if estimate_level else spec.noise.level, denoiser, {}
+        if picker is not None:
+            chosen, estimate = picker(to_hwc(y), 0.0)
+            level, extra = estimate if level is None else level, {"weights": chosen.info.name}
+            picked.append(chosen)
+        result = chosen.denoise_tensor(y, level, level_method=level_method)
+        extra |= {"estimated_level": result.level} if estimate_level else {}
+        rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
+    return summarise(
+        spec, rows, denoiser=denoiser, method=method, estimate_level=estimate_level, picked=picked
+    )
 
 
 def _cache_path(spec: EvalSpec, method: str, name: str) -> Path:
@@ -117,12 +125,23 @@ def _cached_baseline(spec: EvalSpec, method: str, name: str, x: np.ndarray, y: t
 
 
 def summarise(
-    spec: EvalSpec, rows: list[dict], *, denoiser: Denoiser | None, method: str | None, estimate_level: bool
+    spec: EvalSpec,
+    rows: list[dict],
+    *,
+    denoiser: Denoiser | None,
+    method: str | None,
+    estimate_level: bool,
+    picked: list[Denoiser] = (),
 ) -> dict:
+    """The result of a run; ``picked``: the weights picked for each image (``--weights
+    auto``), whose views are those of the first."""
+    names = [d.info.name for d in picked]
+    denoiser = denoiser or (picked[0] if picked else None)
     result = {
         "method": method or "noise2score",
-        "weights": denoiser.info.name if denoiser else None,
-        "weights_sha256": denoiser.info.sha256 if denoiser else None,
+        "weights": "auto" if picked else denoiser.info.name if denoiser else None,
+        "picked": {name: names.count(name) for name in sorted(set(names))} if picked else None,
+        "weights_sha256": None if picked else denoiser.info.sha256 if denoiser else None,
         "dataset": spec.dataset,
         "noise": spec.noise.family,
         "level": spec.noise.level,
@@ -154,14 +173,18 @@ def summarise(
 
 
 def markdown_table(result: dict) -> str:
-    extra = "estimated_level" in (result["images"][0] if result["images"] else {})
-    head = "| image | PSNR | PSNR (8-bit) | SSIM | seconds |" + (" level |" if extra else "")
-    lines = [head, "|---" * (5 + extra) + "|"]
+    first = result["images"][0] if result["images"] else {}
+    extra = [key for key in ("estimated_level", "weights") if key in first]
+    head = "| image | PSNR | PSNR (8-bit) | SSIM | seconds |"
+    head += "".join({"estimated_level": " level |", "weights": " weights |"}[key] for key in extra)
+    lines = [head, "|---" * (5 + len(extra)) + "|"]
     for r in result["images"]:
         line = f"| {r['name']} | {r['psnr']:.2f} | {r['psnr8']:.2f} | {r['ssim']:.4f} | {r['seconds']:.2f} |"
-        lines.append(line + (f" {r['estimated_level']:.3g} |" if extra else ""))
+        if "estimated_level" in extra:
+            line += f" {r['estimated_level']:.3g} |"
+        lines.append(line + (f" {r['weights']} |" if "weights" in extra else ""))
     lines.append(
         f"| **mean** | **{result['mean_psnr']:.2f}** | {result['mean_psnr8']:.2f} | "
-        f"**{result['mean_ssim']:.4f}** | {result['mean_seconds']:.2f} |" + (" |" if extra else "")
+        f"**{result['mean_ssim']:.4f}** | {result['mean_seconds']:.2f} |" + " |" * len(extra)
     )
     return "\n".join(lines)

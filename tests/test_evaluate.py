@@ -1,5 +1,6 @@
 """Metrics against scikit-image, reproducible noisy inputs, dataset registry."""
 
+import json
 import shutil
 
 import numpy as np
@@ -130,3 +131,29 @@ def test_only_cached_baselines_are_left_out_until_the_whole_set_is_cached(tmp_pa
     assert not evaluate_module.baseline_cached(spec, "noisy")  # one image of two
     evaluate(spec, method="noisy")
     assert evaluate_module.baseline_cached(spec, "noisy")
+
+
+@pytest.mark.parametrize("level, picked", [(25, "gaussian25-gray"), (15, "gaussian-blind-gray")])
+def test_auto_evaluates_the_weights_denoise_picks_for_each_image(level, picked, tmp_path, capsys):
+    from noise2score.cli import main as cli
+
+    require_shared("set12")
+    common = ["--dataset", "set12", "--noise", "gaussian", "--level", str(level), "--limit", "2"]
+    common += ["--data-dir", str(SHARED_DATASETS), "--estimate-level"]
+    assert cli(["evaluate", "--weights", "auto", *common, "--json", str(tmp_path / "auto.json")]) == 0
+    assert cli(["evaluate", "--weights", picked, *common, "--json", str(tmp_path / "named.json")]) == 0
+    auto, named = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("auto", "named"))
+    assert auto["weights"] == "auto" and auto["picked"] == {picked: 2}
+    assert [r["weights"] for r in auto["images"]] == [picked] * 2
+    assert [r["psnr"] for r in auto["images"]] == [r["psnr"] for r in named["images"]]
+    assert f"| {picked} |" in capsys.readouterr().out
+
+
+def test_auto_takes_no_level_method_and_needs_the_noise(capsys):
+    from noise2score.cli import main as cli
+
+    base = ["evaluate", "--weights", "auto", "--dataset", "set12", "--level", "25"]
+    assert cli([*base, "--noise", "gaussian", "--level-method", "grid"]) == 2
+    assert cli(base) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "drop --level-method" in err[0] and "--weights auto need --noise and --level" in err[1]
