@@ -79,10 +79,11 @@ def evaluate(
         if denoiser is None and picker is None:
             rows.append(_cached_baseline(spec, method, path.name, x, y))
             continue
-        level, chosen, extra = None if estimate_level else spec.noise.level, denoiser, {}
-        if picker is not None:
-            chosen, estimate = picker(to_hwc(y), 0.0)
-            level, extra = estimate if level is None else level, {"weights": chosen.info.name}
+        level = None if estimate_level else spec.noise.level
+        chosen, extra = denoiser, {}
+        if picker is not None:  # told the level it was picked by, given or estimated
+            chosen, level = picker(to_hwc(y), 0.0)
+            extra["weights"] = chosen.info.name
             picked.append(chosen)
         result = chosen.denoise_tensor(y, level, level_method=level_method)
         extra |= {"estimated_level": result.level} if estimate_level else {}
@@ -131,11 +132,11 @@ def summarise(
     denoiser: Denoiser | None,
     method: str | None,
     estimate_level: bool,
-    picked: list[Denoiser] = (),
+    picked: list[Denoiser] | None = None,
 ) -> dict:
     """The result of a run; ``picked``: the weights picked for each image (``--weights
     auto``), whose views are those of the first."""
-    names = [d.info.name for d in picked]
+    names = [d.info.name for d in picked or []]
     denoiser = denoiser or (picked[0] if picked else None)
     result = {
         "method": method or "noise2score",
