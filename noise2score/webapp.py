@@ -115,6 +115,8 @@ class DemoModels:
             paper = f" (paper {row['paper']})" if row.get("paper") else ""
             score = f"PSNR {row['psnr']:.2f} dB{paper}, SSIM {row['ssim']:.3f}"
             lines.append(f"- {row['dataset']}, {row['noise']}: {score}")
+        if card.get("reproduce"):
+            lines.append(f"- trained again from scratch, from the repository root: `{card['reproduce']}`")
         return "\n".join(lines)
 
     def _summary(self, name: str) -> str:

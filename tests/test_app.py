@@ -219,6 +219,13 @@ def test_self_ensemble_is_per_request_and_bounded(noisy_image):
         run(models, 128 * 128 * 4, image, DEFAULT_WEIGHTS, None, 25, ensemble=True)
 
 
+def test_a_bundled_models_card_says_how_to_train_it_again():
+    from noise2score.webapp import DemoModels
+
+    card = DemoModels([DEFAULT_WEIGHTS]).card(DEFAULT_WEIGHTS)
+    assert f"`noise2score reproduce {DEFAULT_WEIGHTS}`" in card
+
+
 def test_a_dim_upload_is_named_and_stretched_on_request(tmp_path):
     import numpy as np
     import tifffile
