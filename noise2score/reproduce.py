@@ -39,6 +39,7 @@ class Stage:
     steps: int  # the step its weights were taken at
     start: str | None  # "checkpoint" (the stage before's network), "weights" (its export), None
     source: str  # what is taken of it for the next stage or the final export: "ema" or "network"
+    precision: str | None = None  # what it ran with, where recorded (e.g. 32-true for a bf16 config)
 
 
 def stages(card: dict) -> list[Stage]:
@@ -64,7 +65,8 @@ def stages(card: dict) -> list[Stage]:
             raise ValueError(f"{name}: no config for the stage at {record['checkpoint']}")
         run = match["run"] if match else Path(config).stem
         # A next stage that starts from this one's checkpoint takes its trained network.
-        out.append(Stage(run, config, int(record["steps"]), start, source or "network"))
+        stage = Stage(run, config, int(record["steps"]), start, source or "network", record.get("precision"))
+        out.append(stage)
     return out
 
 
@@ -91,7 +93,9 @@ def plan(
     """The commands that train ``card``'s weights again under ``out``, oldest stage first.
 
     ``precision`` replaces every stage's ``trainer.precision`` (e.g. ``32-true`` where
-    bfloat16 is emulated); the new card records what each stage ran with.
+    bfloat16 is emulated); the new card records what each stage ran with. Without it, a
+    stage whose record says it ran in another precision than its config's (a card made by
+    ``reproduce --precision``) runs in the recorded one.
     """
     out = Path(out)
     chain = stages(card)
@@ -113,6 +117,8 @@ def plan(
         argv += ["--trainer.accelerator", "auto"]  # GPU recipes run on the CPU too
         if precision:
             argv += ["--trainer.precision", precision]
+        elif stage.precision and stage.precision != _config_precision(config):
+            argv += ["--trainer.precision", stage.precision]
         if stage.start == "checkpoint":
             argv += ["--model.init_weights", str(previous / "checkpoints/last.ckpt")]
         elif stage.start == "weights":
@@ -137,12 +143,16 @@ def plan(
     return steps
 
 
+def _config_precision(config: dict) -> str:
+    return str(((config or {}).get("trainer") or {}).get("precision", "32-true"))
+
+
 def bf16_stages(card: dict) -> list[str]:
-    """The configs of ``card``'s stages that train in bfloat16."""
+    """The configs of ``card``'s stages that train in bfloat16 (as recorded, else as configured)."""
     found = []
     for stage in stages(card):
-        trainer = (yaml.safe_load(Path(stage.config).read_text()) or {}).get("trainer") or {}
-        if "bf16" in str(trainer.get("precision", "")):
+        ran_with = stage.precision or _config_precision(yaml.safe_load(Path(stage.config).read_text()))
+        if "bf16" in ran_with:
             found.append(stage.config)
     return found
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from noise2score.cli import main as cli
 from noise2score.model_card import training_chain
-from noise2score.reproduce import plan, stages
+from noise2score.reproduce import bf16_stages, plan, stages
 from noise2score.training import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +164,18 @@ def test_precision_replaces_every_stages_and_bf16_on_an_emulating_cpu_gets_a_not
     monkeypatch.setattr(training, "bf16_native", lambda device="cpu": True)
     assert cli(["reproduce", "gaussian25-gray", "--dry-run"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_card_made_by_reproduce_in_fp32_reproduces_in_fp32_without_the_flag(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    card = json.loads((ROOT / "noise2score/weights/gaussian25-gray.json").read_text())
+    card["training"]["precision"] = card["training"]["warm_start"]["precision"] = "32-true"
+    trains = [s.argv for s in plan(card, "out") if s.what == "train"]
+    assert [argv[argv.index("--trainer.precision") + 1] for argv in trains] == ["32-true", "32-true"]
+    assert bf16_stages(card) == []
+    card["training"]["precision"] = "bf16-mixed"  # as its config says: nothing added
+    trains = [s.argv for s in plan(card, "out") if s.what == "train"]
+    assert "--trainer.precision" not in trains[1] and bf16_stages(card) == [trains[1][4]]
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
