@@ -40,6 +40,7 @@ class Stage:
     start: str | None  # "checkpoint" (the stage before's network), "weights" (its export), None
     source: str  # what is taken of it for the next stage or the final export: "ema" or "network"
     precision: str | None = None  # what it ran with, where recorded (e.g. 32-true for a bf16 config)
+    seed: int | None = None  # its seed_everything, where recorded
 
 
 def stages(card: dict) -> list[Stage]:
@@ -65,8 +66,13 @@ def stages(card: dict) -> list[Stage]:
             raise ValueError(f"{name}: no config for the stage at {record['checkpoint']}")
         run = match["run"] if match else Path(config).stem
         # A next stage that starts from this one's checkpoint takes its trained network.
-        stage = Stage(run, config, int(record["steps"]), start, source or "network", record.get("precision"))
-        out.append(stage)
+        seed = record.get("seed")
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        out.append(
+            Stage(
+                run, config, int(record["steps"]), start, source or "network", record.get("precision"), seed
+            )
+        )
     return out
 
 
@@ -95,7 +101,7 @@ def plan(
     ``precision`` replaces every stage's ``trainer.precision`` (e.g. ``32-true`` where
     bfloat16 is emulated); the new card records what each stage ran with. Without it, a
     stage whose record says it ran in another precision than its config's (a card made by
-    ``reproduce --precision``) runs in the recorded one.
+    ``reproduce --precision``) runs in the recorded one; likewise its recorded seed.
     """
     out = Path(out)
     chain = stages(card)
@@ -119,6 +125,8 @@ def plan(
             argv += ["--trainer.precision", precision]
         elif stage.precision and stage.precision != _config_precision(config):
             argv += ["--trainer.precision", stage.precision]
+        if stage.seed is not None and stage.seed != (config or {}).get("seed_everything"):
+            argv += ["--seed_everything", str(stage.seed)]  # the run overrode its config's seed
         if stage.start == "checkpoint":
             argv += ["--model.init_weights", str(previous / "checkpoints/last.ckpt")]
         elif stage.start == "weights":

@@ -178,6 +178,15 @@ def test_a_card_made_by_reproduce_in_fp32_reproduces_in_fp32_without_the_flag(mo
     assert "--trainer.precision" not in trains[1] and bf16_stages(card) == [trains[1][4]]
 
 
+def test_a_stage_run_with_another_seed_than_its_configs_is_planned_with_that_seed(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    card = json.loads((ROOT / "noise2score/weights/gaussian25-gray.json").read_text())
+    card["training"]["seed"], card["training"]["warm_start"]["seed"] = 9, 2  # stage 1's config says 2
+    first, second = [s.argv for s in plan(card, "out") if s.what == "train"]
+    assert "--seed_everything" not in first
+    assert second[second.index("--seed_everything") + 1] == "9"
+
+
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
 def test_the_comparison_commands_evaluate_the_new_weights_as_the_card_did(card_path):
     import shlex
