@@ -65,14 +65,11 @@ def stages(card: dict) -> list[Stage]:
         if config is None:
             raise ValueError(f"{name}: no config for the stage at {record['checkpoint']}")
         run = match["run"] if match else Path(config).stem
-        # A next stage that starts from this one's checkpoint takes its trained network.
-        seed = record.get("seed")
+        seed, precision = record.get("seed"), record.get("precision")  # as run, where recorded
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-        out.append(
-            Stage(
-                run, config, int(record["steps"]), start, source or "network", record.get("precision"), seed
-            )
-        )
+        precision = None if precision is None else str(precision)
+        # A next stage that starts from this one's checkpoint takes its trained network.
+        out.append(Stage(run, config, int(record["steps"]), start, source or "network", precision, seed))
     return out
 
 
