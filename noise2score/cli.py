@@ -269,6 +269,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     from noise2score.model_card import card_of
     from noise2score.reproduce import DATASETS, bf16_stages, comparisons, plan, run
     from noise2score.training import slow_bf16_note
+    from noise2score.weights import resolve
 
     card = card_of(args.weights)
     if not card:
@@ -281,6 +282,10 @@ def _reproduce(args: argparse.Namespace) -> int:
         )
     datasets = args.data_dir or os.environ.get(ENV_VAR) or DATASETS
     out = Path(args.out or f"runs/reproduce/{card['name']}")
+    if out.resolve() in resolve(args.weights).resolve().parents:  # a card made by reproduce
+        raise ValueError(
+            f"{args.weights} lies in {out}, where reproduce would write: give --out another folder"
+        )
     steps = plan(card, out, datasets=datasets, precision=args.precision)
     training = card["training"]
     stages = sum(step.what == "train" for step in steps)

@@ -187,6 +187,21 @@ def test_a_stage_run_with_another_seed_than_its_configs_is_planned_with_that_see
     assert second[second.index("--seed_everything") + 1] == "9"
 
 
+def test_weights_made_by_reproduce_are_not_reproduced_into_their_own_folder(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.chdir(ROOT)
+    made = tmp_path / "made"
+    made.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(ROOT / f"noise2score/weights/gaussian25-gray{suffix}", made / f"gaussian25-gray{suffix}")
+    weights = str(made / "gaussian25-gray.safetensors")
+    assert cli(["reproduce", weights, "--out", str(made), "--dry-run"]) == 2
+    assert "where reproduce would write: give --out another folder" in capsys.readouterr().err
+    assert cli(["reproduce", weights, "--out", str(tmp_path / "again"), "--dry-run"]) == 0
+    assert sorted(p.name for p in made.iterdir()) == ["gaussian25-gray.json", "gaussian25-gray.safetensors"]
+
+
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
 def test_the_comparison_commands_evaluate_the_new_weights_as_the_card_did(card_path):
     import shlex
