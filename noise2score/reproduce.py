@@ -149,7 +149,7 @@ def plan(
 
 
 def _config_precision(config: dict) -> str:
-    return str(((config or {}).get("trainer") or {}).get("precision", "32-true"))
+    return str(((config or {}).get("trainer") or {}).get("precision") or "32-true")
 
 
 def bf16_stages(card: dict) -> list[str]:
