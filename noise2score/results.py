@@ -17,6 +17,7 @@ from pathlib import Path
 from noise2score import __version__, patch_level
 from noise2score.denoiser import OPPONENT_WEIGHTS, Denoiser, attach_opponent, load_denoiser, vst_weights
 from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
+from noise2score.image_io import written_whole
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
 from noise2score.weights import BUNDLED_DIR, bundled_names
@@ -62,6 +63,7 @@ def collect(
     views: bool = False,
     device: str | None = None,
     log=print,
+    on_row=None,
 ) -> list[dict]:
     """Evaluate every bundled weight and the baselines on its test sets.
 
@@ -74,6 +76,7 @@ def collect(
     "ours_views" measurement to the rows of weights that ``denoise`` gives a second view
     (kept from ``previous`` likewise).
     ``device``: where our networks run (the baselines run on the CPU).
+    ``on_row``: called with the rows so far after each row is measured.
     """
     kept = {_row_key(r[k]): r[k] for r in previous or [] for k in ("ours", "ours_views") if k in r}
     kept |= {(m, _row_key(b)): b for r in previous or [] for m, b in r["baselines"].items()}
@@ -119,6 +122,8 @@ def collect(
                 log(f"  baseline {method}")
                 row["baselines"][method] = evaluate(spec, method=method)
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
             card_rows.append(
                 {
                     "dataset": dataset,
@@ -241,12 +246,40 @@ def _cell(result: dict, best: float) -> str:
 def write_results(path: str | Path, data_dir: str | None, *, keep_unchanged: bool = False, **options) -> Path:
     """Write RESULTS.md and RESULTS.json; ``keep_unchanged`` reuses the measurements of
     weights unchanged since the last RESULTS.json, and its baselines where their cache
-    lacks them."""
+    lacks them.
+
+    Each row is also saved, as it is measured, to a partial file beside RESULTS.json
+    (``RESULTS.partial.json``); a run that was stopped takes its rows from there and goes
+    on where it stopped. The file is removed once RESULTS.md is written."""
     path = Path(path)
-    previous_path = path.with_suffix(".json")
-    if keep_unchanged and previous_path.is_file():
-        options["previous"] = json.loads(previous_path.read_text())
-    rows = collect(data_dir, **options)
+    log = options.get("log", print)
+    previous_path, partial = path.with_suffix(".json"), path.with_suffix(".partial.json")
+    previous = json.loads(previous_path.read_text()) if keep_unchanged and previous_path.is_file() else []
+    done = _read_partial(partial, log)
+    if done:
+        log(f"resuming: {len(done)} rows measured before are in {partial}")
+    if previous or done:
+        options["previous"] = previous + done
+    rows = collect(data_dir, on_row=lambda rows: _write_json(partial, rows), **options)
     path.write_text(render(rows))
-    path.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    _write_json(previous_path, rows)
+    partial.unlink(missing_ok=True)
     return path
+
+
+def _read_partial(partial: Path, log) -> list[dict]:
+    """The rows a stopped run saved, or none where the file is absent or unreadable."""
+    if not partial.is_file():
+        return []
+    try:
+        rows = json.loads(partial.read_text())
+    except (OSError, ValueError) as err:
+        log(f"ignoring {partial}: {err}")
+        return []
+    return rows if isinstance(rows, list) else []
+
+
+def _write_json(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` so that a run killed mid-write leaves the former file whole."""
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")

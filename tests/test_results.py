@@ -177,3 +177,37 @@ def test_views_add_a_measured_column_where_denoise_adds_a_second_view_and_keep_i
     assert "--level 25 --seed 0` (and with `--opponent`)" in text
     assert "(and with `--vst` `--opponent`)" in text
     assert "ours + views" not in render(results.collect(None, previous=first, **quiet))
+
+
+def test_a_stopped_results_run_goes_on_from_its_partial_file(monkeypatch, tmp_path):
+    from noise2score import results
+    from noise2score.evaluate import summarise
+
+    calls = []
+
+    def fake_evaluate(spec, *, denoiser=None, method=None, estimate_level=False):
+        calls.append(spec.dataset)
+        if spec.dataset == "bsd68" and len(calls) == 2:
+            raise KeyboardInterrupt  # the run is stopped while measuring its second row
+        row = {"name": "a.png", "psnr": 30.0, "psnr8": 30.0, "ssim": 0.9, "seconds": 0.0}
+        return summarise(spec, [row], denoiser=denoiser, method=method, estimate_level=estimate_level)
+
+    monkeypatch.setattr(results, "bundled_names", lambda: ["gaussian25-gray"])
+    monkeypatch.setattr(results, "TEST_SETS", {1: ("set12", "bsd68")})
+    monkeypatch.setattr(results, "evaluate", fake_evaluate)
+    monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
+    out = tmp_path / "RESULTS.md"
+    options = {"baselines": (), "log": lambda *a: None}
+    try:
+        results.write_results(out, None, **options)
+    except KeyboardInterrupt:
+        pass
+    partial = tmp_path / "RESULTS.partial.json"
+    assert [r["dataset"] for r in json.loads(partial.read_text())] == ["set12"] and not out.exists()
+    results.write_results(out, None, **options)
+    assert calls == ["set12", "bsd68", "bsd68"]  # set12 was not measured again
+    assert [r["dataset"] for r in json.loads(out.with_suffix(".json").read_text())] == ["set12", "bsd68"]
+    assert not partial.exists() and "| set12 |" in out.read_text()
+    partial.write_text("{not json")  # a damaged partial file is set aside, not fatal
+    results.write_results(out, None, **options)
+    assert len(calls) == 5
