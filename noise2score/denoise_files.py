@@ -110,7 +110,8 @@ def _denoise_file(
         notes.append(f"read noise {read_noise:g}")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
-    names = dict.fromkeys(_name(chosen) for chosen, _ in used if chosen is not denoiser)
+    # the weights picked per image; weights the user named only where views were added
+    names = dict.fromkeys(_name(d) for d, _ in used if d is not denoiser or d.vst or d.gray_view)
     note = f" ({'; '.join(notes)})" if notes else ""
     return note + (f" with {', '.join(names)}" if names else "")
 

@@ -103,6 +103,9 @@ def test_denoise_adds_the_view_by_default_and_refuses_it_for_gaussian_noise(tmp_
         assert main(["denoise", *args, "-o", str(tmp_path / "refused")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+    named = ["--weights", "gamma50-gray", "-o", str(tmp_path / "named")]
+    assert main(["denoise", *gamma, *named]) == 0  # weights the user named: the view is said too
+    assert "with gamma50-gray + gaussian-blind-gray (--vst)" in capsys.readouterr().out
     assert main(["denoise", image, "-o", str(tmp_path / "g")]) == 0  # Gaussian: no view
     assert "(--vst)" not in capsys.readouterr().out
 
