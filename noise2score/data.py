@@ -10,7 +10,6 @@ several levels, for blind weights) each image is scored at its folder's recorded
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from noise2score.image_io import ImageError, list_images, read_pages
 from noise2score.noise import make_noise
-from noise2score.noisy_copy import RECORD_NAME, as_list
+from noise2score.noisy_copy import RECORD_NAME, as_list, read_record
 from noise2score.white import unit_range
 
 
@@ -151,8 +150,8 @@ class PairedImages(Dataset):
 
 def recorded_level(folder: str | Path) -> float | None:
     """The noise level ``make-noisy`` recorded for a noisy folder; None without a record."""
-    record = Path(folder) / RECORD_NAME
-    return float(json.loads(record.read_text())["level"]) if record.is_file() else None
+    record = read_record(folder)
+    return None if record is None else float(record["level"])
 
 
 class NoisyFolderDataModule(L.LightningDataModule):

@@ -46,7 +46,8 @@ class Noise2Score(L.LightningModule):
         network outputs the same size at every level instead of one that shrinks as the
         noise grows. It can start from told weights without it (exact at ``level``).
     noise, level: noise family and level in paper units (sigma /255, zeta, k); for
-        blind weights ``level`` is only the validation level.
+        blind weights ``level`` is only the validation level. ``train.py`` turns "auto"
+        into the level the training folders record, or estimate (``folder_level``).
     levels: (low, high) training range of blind (level-agnostic) weights, linked from
         the data's ``synthetic_levels``; None for weights of one level.
     init_weights: bundled weight name, .safetensors or another run's .ckpt (its trained
@@ -74,7 +75,7 @@ class Noise2Score(L.LightningModule):
         level_input: bool = False,
         level_output: bool = False,
         noise: str = "gaussian",
-        level: float = 25.0,
+        level: float | Literal["auto"] = 25.0,
         levels: tuple[float, float] | None = None,
         init_weights: str | None = None,
         sigma_a_start: float | None = None,
@@ -90,6 +91,8 @@ class Noise2Score(L.LightningModule):
         val_tile: int | None = None,
     ) -> None:
         super().__init__()
+        if level == "auto":
+            raise ValueError('level "auto" is found by train.py from the training folders; give a number')
         self.save_hyperparameters()
         if channel_context and not per_channel:
             raise ValueError("channel_context needs per_channel: true")

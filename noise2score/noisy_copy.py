@@ -34,6 +34,13 @@ def as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
+def read_record(folder: str | Path) -> dict | None:
+    """What ``make-noisy`` recorded for a noisy folder (noise, level, seed, ...); None
+    where it has no record."""
+    path = Path(folder) / RECORD_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class NoisyFolder(NamedTuple):
     clean_set: str
     family: str

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from noise2score.model_card import export_source, training_chain
-from noise2score.noisy_copy import RECORD_NAME, named_folders, parse_folder_name
+from noise2score.noisy_copy import RECORD_NAME, named_folders, parse_folder_name, read_record
 
 DATASETS = "../shared/datasets"  # where the configs find the clean sets
 RUN_DIR = re.compile(r"(?:^|/)runs/(?P<run>.+)/checkpoints/[^/]+$")
@@ -200,8 +200,7 @@ def run(steps: list[Step], *, log=print) -> None:
 
 def _check_folder(folder: Path) -> None:
     """An existing noisy folder is used only if it holds what ``make-noisy`` would make."""
-    parsed, record = parse_folder_name(folder), folder / RECORD_NAME
-    held = json.loads(record.read_text()) if record.is_file() else {}
+    parsed, held = parse_folder_name(folder), read_record(folder) or {}
     wanted = {"noise": parsed.family, "level": parsed.level, "seed": 0, "gray": parsed.gray}
     if {key: held.get(key, False if key == "gray" else None) for key in wanted} != wanted:
         raise ValueError(f"{folder} exists but is not make-noisy's {wanted} ({RECORD_NAME}); move it away")

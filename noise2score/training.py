@@ -13,9 +13,11 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningCLI
 
 from noise2score.data import NoisyFolderDataModule
+from noise2score.folder_level import AUTO, ConfigError, training_level
 from noise2score.image_io import ImageError
 from noise2score.model_card import machine_facts
 from noise2score.module import Noise2Score
+from noise2score.noisy_copy import as_list
 from noise2score.tiling import bf16_native
 
 CHECKPOINT_EVERY = 200  # steps
@@ -95,8 +97,11 @@ class Noise2ScoreCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
-        """CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
-        trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
+        """The model's level checked against the training folders (``auto``: taken from
+        them); CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        resolve_level(config.model, config.data)
+        trainer = config.trainer
         note = slow_bf16_note(trainer.precision)
         if note:
             print(f"train.py: note: {note}", file=sys.stderr)
@@ -133,6 +138,26 @@ class Noise2ScoreCLI(LightningCLI):
         return trainer
 
 
+def resolve_level(model, data) -> None:
+    """Sets ``model.level`` to a number: checked against what the noisy training folders
+    record, or with ``auto`` taken from them (recorded, else estimated from the images)."""
+    if data.synthetic_noise:  # clean folders: the level is drawn per crop, the model's is for validation
+        if model.level == AUTO:
+            raise ConfigError(
+                "model.level auto reads noisy training folders; with data.synthetic_noise give a number"
+            )
+        return
+    model.level = training_level(
+        model.noise,
+        model.level,
+        as_list(data.train_dir),
+        channels=data.channels,
+        white=data.white,
+        black=data.black,
+        log=lambda line: print(f"train.py: {line}", file=sys.stderr),
+    )
+
+
 def slow_bf16_note(precision) -> str | None:
     """A line for bfloat16 training on a CPU that would emulate it; None elsewhere."""
     if "bf16" not in str(precision or "") or torch.cuda.is_available() or bf16_native("cpu"):
@@ -156,7 +181,7 @@ def run() -> int:
     """``train.py``: the CLI, with one-line errors for bad data instead of a traceback."""
     try:
         main()
-    except (ImageError, FileNotFoundError) as err:
+    except (ImageError, FileNotFoundError, ConfigError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -2,6 +2,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from noise2score.results import PAPER, render
 from noise2score.weights import BUNDLED_DIR
 
@@ -198,10 +200,8 @@ def test_a_stopped_results_run_goes_on_from_its_partial_file(monkeypatch, tmp_pa
     monkeypatch.setattr(results, "add_evaluation", lambda *args: None)
     out = tmp_path / "RESULTS.md"
     options = {"baselines": (), "log": lambda *a: None}
-    try:
+    with pytest.raises(KeyboardInterrupt):
         results.write_results(out, None, **options)
-    except KeyboardInterrupt:
-        pass
     partial = tmp_path / "RESULTS.partial.json"
     assert [r["dataset"] for r in json.loads(partial.read_text())] == ["set12"] and not out.exists()
     results.write_results(out, None, **options)
