@@ -17,6 +17,7 @@ from noise2score.folder_level import AUTO, ConfigError, training_level
 from noise2score.image_io import ImageError
 from noise2score.model_card import machine_facts
 from noise2score.module import Noise2Score
+from noise2score.noise import NOISE_MODELS, make_noise
 from noise2score.noisy_copy import as_list
 from noise2score.tiling import bf16_native
 
@@ -141,6 +142,14 @@ class Noise2ScoreCLI(LightningCLI):
 def resolve_level(model, data) -> None:
     """Sets ``model.level`` to a number: checked against what the noisy training folders
     record, or with ``auto`` taken from them (recorded, else estimated from the images)."""
+    family = str(model.noise).lower()
+    if family not in NOISE_MODELS:
+        raise ConfigError(f"model.noise {model.noise!r} is not one of {sorted(NOISE_MODELS)}")
+    if model.level != AUTO:  # out of range: one line, before anything is read
+        try:
+            make_noise(family, model.level)
+        except ValueError as err:
+            raise ConfigError(f"model.level: {err}") from None
     if data.synthetic_noise:  # clean folders: the level is drawn per crop, the model's is for validation
         if model.level == AUTO:
             raise ConfigError(
@@ -148,7 +157,7 @@ def resolve_level(model, data) -> None:
             )
         return
     model.level = training_level(
-        model.noise,
+        family,
         model.level,
         as_list(data.train_dir),
         channels=data.channels,

@@ -72,3 +72,23 @@ def test_train_py_says_a_wrong_level_in_one_line(noisy_folders, tmp_path, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("train.py: error: ") and "give --model.level 25" in err[-1]
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--model.level", "-5", "model.level: gaussian noise needs sigma in [0, 255], got -5"),
+        ("--model.noise", "speckle", "model.noise 'speckle' is not one of"),
+    ],
+)
+def test_train_py_says_a_level_out_of_range_or_an_unknown_family_in_one_line(
+    noisy_folders, tmp_path, monkeypatch, capsys, option, value, message
+):
+    from noise2score.training import run
+
+    args = ["train.py", "fit", "--config", str(ROOT / "configs/smoke.yaml"), option, value]
+    args += ["--data.train_dir", str(noisy_folders["noisy"])]
+    args += ["--trainer.default_root_dir", str(tmp_path / "r")]
+    monkeypatch.setattr(sys, "argv", args)
+    assert run() == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
