@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from noise2score.noisy_copy import as_list
+from noise2score.noisy_copy import as_list, read_record
 
 
 def _training_facts(checkpoint: Path) -> dict:
@@ -92,10 +92,9 @@ def export_source(card: dict) -> dict:
 
 def _noisy_record(folder: str) -> dict | None:
     """What ``make-noisy`` recorded for a training folder; None without a record."""
-    record = Path(folder) / "noisy.json"
-    if not record.is_file():
+    noisy = read_record(folder)
+    if noisy is None:
         return None
-    noisy = json.loads(record.read_text())
     facts = {k: noisy[k] for k in ("noise", "level", "seed", "source")}
     facts["gray"] = noisy.get("gray", False)
     facts["images"] = len(noisy["files"])
@@ -240,8 +239,14 @@ def _describe_data(facts: dict) -> str:
             f"sees only the noisy crops{warm}"
         )
     noisy = facts.get("noisy_training_data")
-    if not noisy:
-        return "unknown" + warm
+    if not noisy:  # one's own noisy data, or folders gone by export time
+        model = facts["model"]
+        how = " (estimated from the images: --model.level auto)" if _level_auto(facts) else ""
+        return (
+            f"the noisy images of {', '.join(as_list(data.get('train_dir'))) or 'unrecorded folders'} "
+            f"(no make-noisy record at export), trained at {model.get('noise', 'gaussian')} level "
+            f"{model['level']:g}{how}{warm}"
+        )
     folders = [noisy] if isinstance(noisy, dict) else noisy
     sources = " and ".join(
         f"{f['source']}{' made gray' if f.get('gray') else ''} with one {f['noise']} draw "
@@ -252,6 +257,17 @@ def _describe_data(facts: dict) -> str:
         f"{sum(f['images'] for f in folders)} noisy-only images: {sources}, made by "
         f"`noise2score make-noisy`; no clean image was used in {'this stage' if init else 'training'}{warm}"
     )
+
+
+def _level_auto(facts: dict) -> bool:
+    """Whether the stage's first start was told ``--model.level auto`` (or its config)."""
+    argv = ((facts.get("hardware") or [{}])[0].get("argv")) or []
+    if "--model.level=auto" in argv or ("--model.level", "auto") in zip(argv, argv[1:], strict=False):
+        return True
+    config = Path(facts.get("config") or "")
+    if not config.is_file():
+        return False
+    return ((yaml.safe_load(config.read_text()) or {}).get("model") or {}).get("level") == "auto"
 
 
 def add_evaluation(weights: str | Path, rows: list[dict]) -> None:

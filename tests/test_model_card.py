@@ -22,6 +22,18 @@ def test_told_blind_weights_say_each_crop_has_its_level():
     assert "told each crop's noise level" in text and "on the fly" in text
 
 
+def test_own_noisy_data_say_their_folder_and_the_level_found(tmp_path):
+    facts = _facts(train_dir=str(tmp_path / "my_noisy"))
+    del facts["noisy_training_data"]  # no make-noisy record
+    facts["model"] = {"noise": "poisson", "level": 0.0301, "init_weights": None}
+    facts["hardware"] = [{"argv": ["fit", "--model.level", "auto"]}]
+    text = _describe_data(facts)
+    assert text.startswith(f"the noisy images of {tmp_path / 'my_noisy'} (no make-noisy record")
+    assert "poisson level 0.0301 (estimated from the images: --model.level auto)" in text
+    facts["hardware"] = [{"argv": ["fit"]}]
+    assert "estimated" not in _describe_data(facts)
+
+
 def test_headline_rounds_the_unrounded_mean_as_results_md_does(tmp_path):
     card = tmp_path / "w.json"
     card.write_text(json.dumps({"name": "w", "headline": ""}))
