@@ -101,6 +101,7 @@ class Noise2ScoreCLI(LightningCLI):
         """The model's level checked against the training folders (``auto``: taken from
         them); CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        keep_resumed_level(config)
         resolve_level(config.model, config.data)
         trainer = config.trainer
         note = slow_bf16_note(trainer.precision)
@@ -137,6 +138,27 @@ class Noise2ScoreCLI(LightningCLI):
         if config.get("stop_at_step") is not None:
             trainer.callbacks.append(StopAtStep(config.stop_at_step))
         return trainer
+
+
+def keep_resumed_level(config) -> None:
+    """With ``model.level auto``, a resumed run keeps the level it started with (in its
+    checkpoint) instead of estimating it again."""
+    path = _resumed_checkpoint(config) if config.model.level == AUTO else None
+    if path is None:
+        return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config.model.level = float(state["hyper_parameters"]["level"])
+    print(f"train.py: model.level auto: {config.model.level:g}, as {path} records", file=sys.stderr)
+
+
+def _resumed_checkpoint(config) -> Path | None:
+    """The checkpoint ``--ckpt_path`` resumes (``last``: the run folder's), if it exists."""
+    given = config.get("ckpt_path")
+    if given in (None, "best", "hpc", "registry"):
+        return None
+    root = config.trainer.default_root_dir or "runs/default"
+    path = Path(root, "checkpoints", "last.ckpt") if given == "last" else Path(given)
+    return path if path.is_file() else None
 
 
 def resolve_level(model, data) -> None:

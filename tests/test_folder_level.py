@@ -92,3 +92,28 @@ def test_train_py_says_a_level_out_of_range_or_an_unknown_family_in_one_line(
     monkeypatch.setattr(sys, "argv", args)
     assert run() == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_resumed_auto_run_keeps_the_level_it_started_with(noisy_folders, tmp_path, monkeypatch, capsys):
+    from noise2score import folder_level
+    from noise2score.training import main
+
+    own, run_dir = _own_folder(tmp_path, noisy_folders["noisy"]), tmp_path / "run"
+    args = ["fit", "--config", str(ROOT / "configs/smoke.yaml"), "--data.train_dir", str(own)]
+    args += [
+        "--model.level",
+        "auto",
+        "--trainer.default_root_dir",
+        str(run_dir),
+        "--checkpoint.every_n_train_steps",
+        "2",
+    ]
+    main([*args, "--trainer.max_steps", "2"])
+    last = run_dir / "checkpoints/last.ckpt"
+    started = torch.load(last, weights_only=True)["hyper_parameters"]["level"]
+    assert 22.5 < started < 27.5
+    monkeypatch.setattr(folder_level, "estimate_level", lambda *a, **k: (99.0, 4))  # the folder changed since
+    main([*args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == 4 and resumed["hyper_parameters"]["level"] == started
+    assert f"model.level auto: {started:g}, as {last} records" in capsys.readouterr().err
