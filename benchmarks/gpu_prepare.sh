@@ -51,4 +51,18 @@ for name, count in need.items():
         shutil.copy(f, out / "datasets" / name / f.name)
 PY
 du -sh .whl .devdata
-echo "Tracked files travel too: move bundled weights the runs do not need out of the tree for the call."
+# Tracked files travel too: the bundled weights the configs do not start from go aside
+# for the call (these lines move them and back; the weights are tracked, so git restores
+# them too: git checkout -- noise2score/weights).
+"${PYTHON:-.venv/bin/python}" - "${configs[@]}" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+need = {str(yaml.safe_load(Path(p).read_text())["model"].get("init_weights")) for p in sys.argv[1:]}
+away = sorted(p.stem for p in Path("noise2score/weights").glob("*.safetensors") if p.stem not in need)
+names = "{" + ",".join(away) + "}"
+print("Before the call:  mkdir -p /tmp/weights-aside && mv noise2score/weights/" + names + ".* /tmp/weights-aside/")
+print("After it:         mv /tmp/weights-aside/* noise2score/weights/")
+PY
