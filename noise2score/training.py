@@ -125,6 +125,9 @@ class Noise2ScoreCLI(LightningCLI):
         """Checkpoints in ``<default_root_dir>/checkpoints``, so ``--ckpt_path last``
         finds them on resume (a logger's versioned folder would change per run)."""
         trainer = super().instantiate_trainer(**kwargs)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.data.val_dir and not config.data.val_clean_dir:
+            loss_for_best_checkpoint(trainer)
         for callback in trainer.checkpoint_callbacks:
             callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
         for callback in trainer.callbacks:
@@ -134,10 +137,19 @@ class Noise2ScoreCLI(LightningCLI):
             # Training time in each checkpoint, carried over a resume: a card's wall time
             # leaves out the time a killed run lay still (trainer.max_time adds its own).
             trainer.callbacks.append(Timer())
-        config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("stop_at_step") is not None:
             trainer.callbacks.append(StopAtStep(config.stop_at_step))
         return trainer
+
+
+def loss_for_best_checkpoint(trainer) -> None:
+    """Validation on noisy images alone has no PSNR: the best checkpoint is then the one
+    of the lowest AR-DAE loss on them (``val/loss``, the same draws at every check)."""
+    for i, callback in enumerate(trainer.callbacks):
+        if type(callback) is ModelCheckpoint and callback.monitor == "val/psnr":
+            trainer.callbacks[i] = ModelCheckpoint(
+                filename="best-{step}", monitor="val/loss", mode="min", save_top_k=callback.save_top_k
+            )
 
 
 def keep_resumed_level(config) -> None:

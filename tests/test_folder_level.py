@@ -117,3 +117,34 @@ def test_a_resumed_auto_run_keeps_the_level_it_started_with(noisy_folders, tmp_p
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == 4 and resumed["hyper_parameters"]["level"] == started
     assert f"model.level auto: {started:g}, as {last} records" in capsys.readouterr().err
+
+
+def test_validation_on_noisy_images_alone_keeps_the_best_checkpoint_by_its_loss(noisy_folders, tmp_path):
+    from noise2score.training import main
+
+    run_dir = tmp_path / "run"
+    args = [
+        "fit",
+        "--config",
+        str(ROOT / "configs/smoke.yaml"),
+        "--data.train_dir",
+        str(noisy_folders["noisy"]),
+    ]
+    args += ["--data.val_dir", str(noisy_folders["noisy"]), "--trainer.default_root_dir", str(run_dir)]
+    main(
+        [
+            *args,
+            "--trainer.max_steps",
+            "20",
+            "--trainer.val_check_interval",
+            "10",
+            "--model.ema_decay",
+            "null",
+        ]
+    )
+    assert [p.name for p in (run_dir / "checkpoints").glob("best-*.ckpt")] in (
+        ["best-step=10.ckpt"],
+        ["best-step=20.ckpt"],
+    )
+    logged = (next(run_dir.glob("csv/version_*")) / "metrics.csv").read_text()
+    assert "val/loss" in logged and "val/psnr" not in logged  # no clean images: no PSNR
