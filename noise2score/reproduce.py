@@ -9,7 +9,9 @@ commands, oldest stage first: the noisy folders the configs name (``make-noisy``
 each stage's ``train.py fit`` started from the stage before and stopped at its recorded
 step (its schedules keep their full length), the exports between stages, and the final
 export with its card. :func:`run` carries them out; started again, it skips finished
-stages and resumes a killed one from its last checkpoint.
+stages and resumes a killed one from its last checkpoint. A stage whose run was told
+other training or validation folders or another level than its config says (one's own
+noisy folder, ``--model.level auto``) is given them again.
 """
 
 from __future__ import annotations
@@ -82,6 +84,43 @@ def _remapped(value, datasets: str):
     return value
 
 
+# What a stage trained on and at, where its run was told otherwise than its config says
+# (e.g. one's own noisy folder, --model.level auto), with the defaults of an unset key.
+REPLAYED = {
+    ("data", "train_dir"): None,
+    ("data", "val_dir"): None,
+    ("data", "val_clean_dir"): None,
+    ("model", "level"): 25.0,
+}
+
+
+def _as_run(config: dict, record: dict) -> dict:
+    """``config`` with the folders and level its run recorded, where they differ."""
+    ran = {**config, "data": dict(config.get("data") or {}), "model": dict(config.get("model") or {})}
+    for (section, key), default in REPLAYED.items():
+        given = ran[section].get(key, default)
+        recorded = (record.get(section) or {}).get(key, given)
+        if not (given == recorded or isinstance(given, float | int) and _close(given, recorded)):
+            ran[section][key] = recorded
+    return ran
+
+
+def _replayed_options(config: dict, ran: dict, datasets: str) -> list[str]:
+    """The ``train.py`` options that turn ``config`` into ``ran`` (clean sets moved to
+    ``datasets``)."""
+    argv = []
+    for (section, key), default in REPLAYED.items():
+        given = (config.get(section) or {}).get(key, default)
+        value = _remapped(ran[section].get(key, default), datasets)
+        if value != given:
+            argv += [f"--{section}.{key}", value if isinstance(value, str) else json.dumps(value)]
+    return argv
+
+
+def _close(a, b) -> bool:
+    return isinstance(b, float | int) and abs(float(a) - float(b)) <= 1e-9 * max(abs(float(a)), 1.0)
+
+
 @dataclass(frozen=True)
 class Step:
     what: str  # "folder", "train", "export"
@@ -101,13 +140,14 @@ def plan(
     ``reproduce --precision``) runs in the recorded one; likewise its recorded seed.
     """
     out = Path(out)
-    chain = stages(card)
+    chain, records = stages(card), training_chain(card)
     for stage in chain:
         if not Path(stage.config).is_file():
             raise FileNotFoundError(f"{stage.config}: the config of stage {stage.run} is missing")
     configs = [yaml.safe_load(Path(stage.config).read_text()) for stage in chain]
+    ran = [_as_run(config, record) for config, record in zip(configs, records, strict=True)]
     steps: list[Step] = []
-    for folder in named_folders(configs):
+    for folder in named_folders(ran):  # one's own folders are not made
         parsed = parse_folder_name(folder)
         argv = ["noise2score", "make-noisy", f"{datasets}/{parsed.clean_set}", folder]
         argv += ["--noise", parsed.family, "--level", f"{parsed.level:g}"] + ["--gray"] * parsed.gray
@@ -131,11 +171,7 @@ def plan(
             export = ["noise2score", "export", str(previous / "checkpoints/last.ckpt"), str(exported)]
             steps.append(Step("export", [*export, "--source", chain[i - 1].source], str(exported)))
             argv += ["--model.init_weights", str(exported)]
-        data = config.get("data") or {}
-        for key in ("train_dir", "val_clean_dir"):
-            moved = _remapped(data.get(key), datasets)
-            if moved != data.get(key):
-                argv += [f"--data.{key}", json.dumps(moved) if isinstance(moved, list) else moved]
+        argv += _replayed_options(config, ran[i], datasets)
         steps.append(Step("train", argv, str(run_dir), stage.steps))
         previous = run_dir
     final = out / f"{card['name']}.safetensors"

@@ -187,6 +187,22 @@ def test_a_stage_run_with_another_seed_than_its_configs_is_planned_with_that_see
     assert second[second.index("--seed_everything") + 1] == "9"
 
 
+def test_a_stage_trained_on_its_own_folder_at_a_found_level_is_planned_so(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    card = json.loads((ROOT / "noise2score/weights/poisson0.01-gray.json").read_text())
+    last = card["training"]  # run as: --data.train_dir my_noisy --data.val_dir null --model.level auto
+    last["data"].update(train_dir="my_noisy", val_dir=None, val_clean_dir=None)
+    last["model"]["level"] = 0.0301
+    steps = plan(card, "out")
+    *earlier, final = [s.argv for s in steps if s.what == "train"]
+    folders = [s.target for s in steps if s.what == "folder"]
+    assert "data/noisy/train400-poisson0.01" not in folders and "data/noisy/set12-poisson0.01" in folders
+    given = {name: final[final.index(name) + 1] for name in final if name.startswith("--")}
+    assert given["--data.train_dir"] == "my_noisy" and given["--model.level"] == "0.0301"
+    assert given["--data.val_dir"] == "null" and given["--data.val_clean_dir"] == "null"
+    assert not any("--model.level" in argv or "--data.val_dir" in argv for argv in earlier)
+
+
 def test_weights_made_by_reproduce_are_not_reproduced_into_their_own_folder(tmp_path, monkeypatch, capsys):
     import shutil
 
