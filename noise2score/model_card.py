@@ -40,6 +40,7 @@ def _training_facts(checkpoint: Path) -> dict:
         config = yaml.safe_load(configs[-1].read_text())
         facts["precision"] = config.get("trainer", {}).get("precision")
         facts["seed"] = config.get("seed_everything")  # as run, command-line overrides included
+        facts["max_steps"] = config.get("trainer", {}).get("max_steps")  # the schedules' length
     hardware = run_dir / "hardware.json"
     if hardware.is_file():  # written by train.py at each start (training.HardwareRecord)
         facts["hardware"] = json.loads(hardware.read_text())

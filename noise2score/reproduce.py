@@ -43,6 +43,7 @@ class Stage:
     source: str  # what is taken of it for the next stage or the final export: "ema" or "network"
     precision: str | None = None  # what it ran with, where recorded (e.g. 32-true for a bf16 config)
     seed: int | None = None  # its seed_everything, where recorded
+    max_steps: int | None = None  # its trainer.max_steps (the schedules' length), where recorded
 
 
 def stages(card: dict) -> list[Stage]:
@@ -71,7 +72,9 @@ def stages(card: dict) -> list[Stage]:
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         precision = None if precision is None else str(precision)
         # A next stage that starts from this one's checkpoint takes its trained network.
-        out.append(Stage(run, config, int(record["steps"]), start, source or "network", precision, seed))
+        length = record.get("max_steps") if isinstance(record.get("max_steps"), int) else None
+        stage = Stage(run, config, int(record["steps"]), start, source or "network", precision, seed, length)
+        out.append(stage)
     return out
 
 
@@ -162,6 +165,8 @@ def plan(
             argv += ["--trainer.precision", precision]
         elif stage.precision and stage.precision != _config_precision(config):
             argv += ["--trainer.precision", stage.precision]
+        if stage.max_steps and stage.max_steps != ((config or {}).get("trainer") or {}).get("max_steps"):
+            argv += ["--trainer.max_steps", str(stage.max_steps)]  # the run was told another length
         if stage.seed is not None and stage.seed != (config or {}).get("seed_everything"):
             argv += ["--seed_everything", str(stage.seed)]  # the run overrode its config's seed
         if stage.start == "checkpoint":

@@ -193,6 +193,7 @@ def test_a_stage_trained_on_its_own_folder_at_a_found_level_is_planned_so(monkey
     last = card["training"]  # run as: --data.train_dir my_noisy --data.val_dir null --model.level auto
     last["data"].update(train_dir="my_noisy", val_dir=None, val_clean_dir=None)
     last["model"]["level"] = 0.0301
+    last["max_steps"] = 30  # --trainer.max_steps 30: the schedules' length, not the config's 2500
     steps = plan(card, "out")
     *earlier, final = [s.argv for s in steps if s.what == "train"]
     folders = [s.target for s in steps if s.what == "folder"]
@@ -200,7 +201,8 @@ def test_a_stage_trained_on_its_own_folder_at_a_found_level_is_planned_so(monkey
     given = {name: final[final.index(name) + 1] for name in final if name.startswith("--")}
     assert given["--data.train_dir"] == "my_noisy" and given["--model.level"] == "0.0301"
     assert given["--data.val_dir"] == "null" and given["--data.val_clean_dir"] == "null"
-    assert not any("--model.level" in argv or "--data.val_dir" in argv for argv in earlier)
+    assert given["--trainer.max_steps"] == "30"
+    assert not any({"--model.level", "--data.val_dir", "--trainer.max_steps"} & set(argv) for argv in earlier)
 
 
 def test_weights_made_by_reproduce_are_not_reproduced_into_their_own_folder(tmp_path, monkeypatch, capsys):
