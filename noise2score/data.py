@@ -31,8 +31,18 @@ def load_folder(
     """(stem, (C, H, W) float tensor) for every image in ``folder``; each page of a
     TIFF stack is an image of its own, named ``STEM-PAGE`` (from 1). ``white`` and
     ``black`` (file units) map to 1 and 0, as ``denoise --white --black``."""
+    images = load_images(list_images(folder), channels, white, black)
+    if not images:
+        raise ImageError(f"{folder}: no PNG, JPEG or TIFF images found")
+    return images
+
+
+def load_images(
+    paths: list[Path], channels: int | None = None, white: float | None = None, black: float = 0.0
+) -> list[tuple[str, Tensor]]:
+    """As :func:`load_folder`, for the image files ``paths``."""
     images = []
-    for path in list_images(folder):
+    for path in paths:
         pages = list(read_pages(path))
         for index, page in enumerate(pages):
             offset, scale = unit_range(page.pixels, page.source_dtype, white, black)
@@ -40,8 +50,6 @@ def load_folder(
             if channels is not None and pixels.shape[0] != channels:
                 raise ImageError(f"{path}: {pixels.shape[0]} channels, the model takes {channels}")
             images.append((f"{path.stem}-{index + 1}" if len(pages) > 1 else path.stem, pixels))
-    if not images:
-        raise ImageError(f"{folder}: no PNG, JPEG or TIFF images found")
     return images
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from noise2score.data import load_folder
+from noise2score.data import load_images
+from noise2score.image_io import ImageError, list_images
 from noise2score.level import pca_level
 from noise2score.noisy_copy import RECORD_NAME, read_record
 
@@ -82,10 +83,13 @@ def estimate_level(
     black: float = 0.0,
 ) -> tuple[float, int]:
     """The median pca estimate (3 significant digits) over at most ``SAMPLE`` images of
-    ``folders``, spread evenly, and how many images it took."""
-    images = [t for folder in folders for _, t in load_folder(folder, channels, white, black)]
-    sample = images[:: max(1, len(images) // SAMPLE)][:SAMPLE]
-    found = [v for v in (pca_level(family, t[None]) for t in sample) if v is not None]
+    ``folders``, spread evenly (only those files are read), and how many images it took."""
+    paths = [p for folder in folders for p in list_images(folder)]
+    if not paths:
+        raise ImageError(f"{', '.join(folders)}: no PNG, JPEG or TIFF images found")
+    chosen = paths[:: max(1, len(paths) // SAMPLE)][:SAMPLE]
+    images = load_images(chosen, channels, white, black)[:SAMPLE]  # a stack's pages count one by one
+    found = [v for v in (pca_level(family, t[None]) for _, t in images) if v is not None]
     if not found:
         raise ConfigError(
             f"the training images are too small to estimate the {family} level: give model.level"

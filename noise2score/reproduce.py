@@ -17,6 +17,7 @@ noisy folder, ``--model.level auto``) is given them again.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import subprocess
@@ -103,7 +104,8 @@ def _as_run(config: dict, record: dict) -> dict:
     for (section, key), default in REPLAYED.items():
         given = ran[section].get(key, default)
         recorded = (record.get(section) or {}).get(key, given)
-        if not (given == recorded or isinstance(given, float | int) and _close(given, recorded)):
+        numbers = all(isinstance(v, float | int) for v in (given, recorded))
+        if not (given == recorded or numbers and math.isclose(given, recorded, rel_tol=1e-9)):
             ran[section][key] = recorded
     return ran
 
@@ -118,10 +120,6 @@ def _replayed_options(config: dict, ran: dict, datasets: str) -> list[str]:
         if value != given:
             argv += [f"--{section}.{key}", value if isinstance(value, str) else json.dumps(value)]
     return argv
-
-
-def _close(a, b) -> bool:
-    return isinstance(b, float | int) and abs(float(a) - float(b)) <= 1e-9 * max(abs(float(a)), 1.0)
 
 
 @dataclass(frozen=True)
