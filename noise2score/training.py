@@ -22,6 +22,12 @@ from noise2score.noisy_copy import as_list
 from noise2score.tiling import bf16_native
 
 CHECKPOINT_EVERY = 200  # steps
+DEFAULT_ROOT = "runs/default"  # trainer.default_root_dir when a config sets none
+
+
+def checkpoint_dir(root: str) -> str:
+    """Where a run's checkpoints go (and ``--ckpt_path last`` finds them)."""
+    return os.path.join(root, "checkpoints")
 
 
 class PeriodicCheckpoint(ModelCheckpoint):
@@ -108,7 +114,7 @@ class Noise2ScoreCLI(LightningCLI):
         if note:
             print(f"train.py: note: {note}", file=sys.stderr)
         if trainer.logger in (None, True):
-            root = trainer.default_root_dir or "runs/default"
+            root = trainer.default_root_dir or DEFAULT_ROOT
             trainer.default_root_dir = root
             trainer.logger = [
                 {
@@ -129,7 +135,7 @@ class Noise2ScoreCLI(LightningCLI):
         if config.data.val_dir and not config.data.val_clean_dir:
             loss_for_best_checkpoint(trainer)
         for callback in trainer.checkpoint_callbacks:
-            callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+            callback.dirpath = checkpoint_dir(trainer.default_root_dir)
         for callback in trainer.callbacks:
             if isinstance(callback, HardwareRecord):
                 callback.argv = self.argv
@@ -168,8 +174,8 @@ def _resumed_checkpoint(config) -> Path | None:
     given = config.get("ckpt_path")
     if given in (None, "best", "hpc", "registry"):
         return None
-    root = config.trainer.default_root_dir or "runs/default"
-    path = Path(root, "checkpoints", "last.ckpt") if given == "last" else Path(given)
+    root = config.trainer.default_root_dir or DEFAULT_ROOT
+    path = Path(checkpoint_dir(root), "last.ckpt") if given == "last" else Path(given)
     return path if path.is_file() else None
 
 
