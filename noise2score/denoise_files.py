@@ -17,6 +17,7 @@ from noise2score.image_io import (
     count_pages,
     from_float,
     list_images,
+    make_folder,
     read_image,
     read_pages,
     write_image,
@@ -160,7 +161,7 @@ def denoise_files(
     ``black``: the value taken as 0; ``read_noise``: Poisson only, the standard
     deviation of Gaussian noise added to it (file units)."""
     sources = expand_inputs(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     source_set = {p.resolve() for p in sources if p.exists()}
     failures = 0
     for source in tqdm(sources, desc="denoise", unit="image", disable=len(sources) < 2):

@@ -282,6 +282,19 @@ def write_pages(path: str | Path, pages: Iterable[np.ndarray], count: int) -> Pa
     return path
 
 
+def make_folder(path: str | Path, what: str = "output folder") -> Path:
+    """``mkdir -p``, with a one-line ImageError where a file stands in the way or the
+    system refuses (no traceback for a mistyped ``--output``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageError(f"{path}: is a file, not a folder; choose another {what}") from None
+    except OSError as err:
+        raise ImageError(f"{path}: cannot make the {what} ({err.strerror})") from None
+    return path
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     folder = Path(folder)

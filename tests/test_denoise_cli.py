@@ -80,6 +80,16 @@ def test_refuses_to_write_over_an_input(weights_file, tmp_path, capsys):
     assert "overwrite an input" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("output", ["a.png", "a.png/sub"])
+def test_an_output_path_through_a_file_is_a_one_line_error(weights_file, tmp_path, output, capsys):
+    write_image(tmp_path / "a.png", RNG.random((40, 40, 1)))
+    before = (tmp_path / "a.png").read_bytes()
+    assert _denoise(weights_file, tmp_path / "a.png", "--output", tmp_path / output) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output folder" in err and "Traceback" not in err
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
 def _bad_files(folder):
     good = (RNG.random((64, 64)) * 255).astype(np.uint8)
     Image.fromarray(good).save(folder / "truncated.png")
