@@ -18,6 +18,7 @@ from noise2score.noise import NOISE_MODELS, make_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
 FAMILIES = sorted(NOISE_MODELS)
+ADAPT_STEPS = 120  # --adapt alone: the steps measured in benchmarks/RECIPES.md
 
 
 def _make_noisy(args: argparse.Namespace) -> int:
@@ -62,7 +63,10 @@ def note_slow_bf16(device: str) -> None:
         )
 
 
-def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True):
+def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True, adapt: bool = True):
+    """The weights ``name`` (default --weights) with the options asked for; ``adapt``
+    False for the weights of a second view, which --adapt leaves as they are."""
+    from noise2score.adapt import Adaptation
     from noise2score.denoiser import inference_device, load_denoiser
 
     device = inference_device(args.device)
@@ -74,6 +78,7 @@ def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True
         "batch_size": args.batch_size,
         "bf16": args.bf16,
         "ensemble": args.ensemble,
+        "adapt": Adaptation(steps=args.adapt) if args.adapt and adapt else None,
     }
     return load_denoiser(name or args.weights, vst=args.vst if vst else None, **options)
 
@@ -127,7 +132,7 @@ def _attach_vst(args: argparse.Namespace, denoisers: list) -> None:
     for d in denoisers:
         name = vst_weights(d.channels) if args.vst == "auto" else args.vst
         if name not in gaussians:
-            gaussians[name] = _load(args, name, vst=False)
+            gaussians[name] = _load(args, name, vst=False, adapt=False)
         d.with_vst(gaussians[name])
 
 
@@ -152,7 +157,9 @@ def _attach_opponent(args: argparse.Namespace, denoisers: list, *, asked: bool) 
         what = "colour Gaussian weights, or colour Poisson/Gamma ones with --vst"
         raise ValueError(f"--opponent is for {what}; {without[0].info.name or 'these'} are not")
     if len(without) < len(denoisers):  # the gray weights are loaded only where they are used
-        gray = _load(args, OPPONENT_WEIGHTS if args.opponent == "auto" else args.opponent, vst=False)
+        gray = _load(
+            args, OPPONENT_WEIGHTS if args.opponent == "auto" else args.opponent, vst=False, adapt=False
+        )
         for d in denoisers:
             attach_opponent(d, gray)
 
@@ -354,6 +361,16 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         "--ensemble",
         action="store_true",
         help="average the score over 8 rotations/mirrorings (8x slower, +0.1-0.3 dB)",
+    )
+    p.add_argument(
+        "--adapt",
+        nargs="?",
+        type=int,
+        const=ADAPT_STEPS,
+        default=0,
+        metavar="STEPS",
+        help=f"fit a copy of the network to each image first: STEPS AR-DAE steps on its own "
+        f"crops (default {ADAPT_STEPS}; minutes per image on a CPU)",
     )
     p.add_argument(
         "--vst",

@@ -112,13 +112,15 @@ def _denoise_file(
     if white == "auto":
         notes.append(f"white {_span(whites)}")
     # the weights picked per image; weights the user named only where views were added
-    names = dict.fromkeys(_name(d) for d, _ in used if d is not denoiser or d.vst or d.gray_view)
+    names = dict.fromkeys(_name(d) for d, _ in used if d is not denoiser or d.vst or d.gray_view or d.adapt)
     note = f" ({'; '.join(notes)})" if notes else ""
     return note + (f" with {', '.join(names)}" if names else "")
 
 
 def _name(denoiser: Denoiser) -> str:
     name = denoiser.info.name
+    if denoiser.adapt:
+        name += f" fitted to the image ({denoiser.adapt.steps} steps, --adapt)"
     if denoiser.vst:
         name += f" + {denoiser.vst.info.name} (--vst)"
     if denoiser.gray_view:

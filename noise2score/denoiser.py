@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from noise2score.adapt import Adaptation, fitted_network, perturbation
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score, pca_level
 from noise2score.metrics import from_hwc, to_hwc
@@ -47,6 +48,8 @@ class Denoiser:
     opponent colour space, one channel at a time; the result is again the mean.
     ``device``: where the network runs (see :func:`inference_device`); inputs and
     results stay on theirs, tiles travel.
+    ``adapt``: fit a copy of the network to each image before it scores it
+    (:mod:`noise2score.adapt`); the second views keep their own weights.
     """
 
     def __init__(
@@ -62,14 +65,16 @@ class Denoiser:
         vst: Denoiser | None = None,
         opponent: Denoiser | None = None,
         device: torch.device | str | None = None,
+        adapt: Adaptation | None = None,
     ) -> None:
         self.network = network.to(device, memory_format=torch.channels_last).eval()
         self.info = info
         self.with_vst(vst)
         self.with_opponent(opponent)
-        self._scorer = channel_scorer(self.network, per_channel=info.per_channel, context=info.context)
+        self._scorer = None if info.level_input else self._scorer_of(self.network, None)  # told: per level
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
         self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
+        self.adapt = adapt
 
     def with_vst(self, gaussian: Denoiser | None) -> Denoiser:
         """Set (or clear, None) the Gaussian weights of the stabilised second view."""
@@ -102,13 +107,9 @@ class Denoiser:
 
     def score(self, y: Tensor, level: float | None = None) -> Tensor:
         """Score of ``y`` at sigma_a = 0; weights that take the level need ``level``."""
-        scorer = self._scorer
-        if self.info.level_input:
-            if level is None:
-                raise ValueError(
-                    f"the model {self.info.name} takes the noise level: give or estimate it first"
-                )
-            scorer = told_scorer(self.network, self.info, torch.tensor([float(level)]))
+        if self.info.level_input and level is None:
+            raise ValueError(f"the model {self.info.name} takes the noise level: give or estimate it first")
+        scorer = self._scorer_of(self.network, level) if self.info.level_input else self._scorer
         once = functools.partial(
             estimate_score,
             scorer,
@@ -118,6 +119,27 @@ class Denoiser:
             bf16=self.bf16,
         )
         return ensemble_score(once, y) if self.ensemble else once(y)
+
+    def _scorer_of(self, network: nn.Module, level: float | None) -> nn.Module:
+        """``network`` as a score of images at ``level``, the way these weights score."""
+        if self.info.level_input:
+            return told_scorer(network, self.info, torch.tensor([float(level)]))
+        return channel_scorer(network, per_channel=self.info.per_channel, context=self.info.context)
+
+    def fitted_to(self, y: Tensor, level: float | None) -> Denoiser:
+        """A copy whose network is fitted to ``y`` (``self.adapt``, :mod:`noise2score.adapt`),
+        without the second views; ``self`` is left as it was."""
+        if level is None and self.info.levels:  # trained across levels: sigma_a goes with the level
+            level = estimate_level_without_score(self.family, y)
+        network = fitted_network(
+            self.network,
+            functools.partial(self._scorer_of, level=level),
+            y,
+            perturbation(self.info, self.adapt, level),
+            self.adapt,
+        )
+        options = {"tile": self.tile, "overlap": self.overlap, "batch_size": self.batch_size}
+        return Denoiser(network, self.info, bf16=self.bf16, ensemble=self.ensemble, **options)
 
     def denoise_tensor(
         self, y: Tensor, level: float | None = None, *, level_method: str = "auto", read_noise: float = 0.0
@@ -136,7 +158,8 @@ class Denoiser:
         estimated = level is None
         if estimated and self.info.level_input:  # the network needs the level: estimate it first
             level = estimate_level_without_score(self.family, y, method=level_method)
-        score = self.score(y, level)
+        scoring = self.fitted_to(y, level) if self.adapt else self
+        score = scoring.score(y, level)
         if estimated and not self.info.level_input:
             level = estimate_level(self.family, y, score, method=level_method)
         noise = make_noise(self.family, level)

@@ -11,7 +11,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +166,8 @@ def summarise(
             "python": platform.python_version(),
         },
     }
+    if denoiser and denoiser.adapt:  # fitted to each image first (--adapt)
+        result["adapt"] = asdict(denoiser.adapt)
     if estimate_level:
         errors = [abs(r["estimated_level"] - spec.noise.level) for r in rows]
         result["mean_abs_level_error"] = float(np.mean(errors))
