@@ -25,6 +25,21 @@ def clean_crops(channels: int = 1, size: int = 96) -> list[np.ndarray]:
     return [image[r : r + size, c : c + size] for r, c in corners]
 
 
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """A real (untrained) safetensors file of gray Gaussian sigma-25 weights; tests with
+    it check plumbing, not quality."""
+    from safetensors.torch import save_file
+
+    from noise2score.networks import build_network
+    from noise2score.weights import WeightsInfo
+
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    state = {k: v.contiguous() for k, v in build_network("n2n_unet", 1).state_dict().items()}
+    save_file(state, str(path), metadata=WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "tiny").metadata())
+    return path
+
+
 @pytest.fixture
 def noisy_folders(tmp_path: Path) -> dict[str, Path]:
     """clean/ and noisy/ (Gaussian sigma 25, seed 0) folders of four 96x96 gray crops."""

@@ -76,16 +76,6 @@ def test_steps_out_of_range_are_refused():
         Adaptation(steps=0)
 
 
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    state = {k: v.contiguous() for k, v in build_network("n2n_unet", 1).state_dict().items()}
-    save_file(state, str(path), metadata=WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "tiny").metadata())
-    return path
-
-
 def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys):
     write_image(tmp_path / "a.png", np.random.default_rng(0).random((40, 40, 1)))
     args = ["denoise", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", weights_file, "--level", "25"]

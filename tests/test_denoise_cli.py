@@ -10,21 +10,9 @@ from noise2score import load_denoiser
 from noise2score.cli import main
 from noise2score.denoiser import Denoiser
 from noise2score.image_io import read_image, write_image
-from noise2score.networks import build_network
 from noise2score.weights import WeightsInfo
 
 RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    """A real (untrained) safetensors file; the tests check plumbing, not quality."""
-    from safetensors.torch import save_file
-
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    state = {k: v.contiguous() for k, v in build_network("n2n_unet", 1).state_dict().items()}
-    save_file(state, str(path), metadata=WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "tiny").metadata())
-    return path
 
 
 def _denoise(weights, *args):
