@@ -1,10 +1,10 @@
 """Fitting the score network to the image being denoised (test-time adaptation).
 
 Noise2Score learns the score of noisy images, and the image being denoised is one
-more of them. A few hundred AR-DAE steps on its own crops, taken by a copy of the
+more of them. A hundred or so AR-DAE steps on its own crops, taken by a copy of the
 trained network, fit the score to that image's scenes; still noisy-only, as training.
 The copy is thrown away after the image, so every image starts from the same weights.
-Measured in benchmarks/RECIPES.md ("Fitting the score to the image").
+Measured in benchmarks/RECIPES.md ("Fitting the network to the image being denoised").
 """
 
 from __future__ import annotations
