@@ -22,21 +22,20 @@ scikit-image's ``moon`` and ``page``, unlike the training photos:
 from __future__ import annotations
 
 import argparse
-import copy
+import functools
 import json
 import time
 from pathlib import Path
 
 import torch
 
-from noise2score.adapt import random_crops
+from noise2score.adapt import Adaptation, fitted_network
 from noise2score.datasets import dataset_files
 from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.evaluate import EvalSpec, noisy_input
 from noise2score.metrics import psnr, to_hwc
 from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
-from noise2score.score_loss import ardae_loss
 
 
 def adapt(args: argparse.Namespace, path: Path, spec: EvalSpec) -> dict:
@@ -51,25 +50,18 @@ def adapt(args: argparse.Namespace, path: Path, spec: EvalSpec) -> dict:
 
     network = denoiser.network
     before = measured(network)
-    network.train()
-    average = copy.deepcopy(network).eval() if args.ema else None
-    scorer = channel_scorer(network, per_channel=denoiser.info.per_channel, context=denoiser.info.context)
-    optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
-    scored = average if average is not None else network
-    start, curve = time.perf_counter(), []
-    for step in range(1, args.steps + 1):
-        batch = random_crops(y, args.crop, args.batch)
-        loss = ardae_loss(scorer, batch, torch.tensor(args.sigma_a), antithetic=True)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if average is not None:
-            with torch.no_grad():
-                for kept, trained in zip(average.parameters(), network.parameters(), strict=True):
-                    kept.lerp_(trained, 1 - args.ema)
+    curve = []
+
+    def follow(step: int, scored: torch.nn.Module) -> None:
         if args.every and step % args.every == 0:
             curve.append([step, round(measured(scored) - before, 3)])
-            network.train()
+
+    settings = Adaptation(args.steps, args.lr, args.batch, args.crop, args.ema, args.sigma_a, seed=None)
+    scorer_of = functools.partial(
+        channel_scorer, per_channel=denoiser.info.per_channel, context=denoiser.info.context
+    )
+    start = time.perf_counter()
+    scored = fitted_network(network, scorer_of, y, args.sigma_a, settings, on_step=follow)
     after = measured(scored)
     print(f"{path.name}: {before:.3f} -> {after:.3f} ({after - before:+.3f}) {curve}", flush=True)
     return {

@@ -30,7 +30,7 @@ class Adaptation:
     scored with a running average of the weights (decay ``ema``). ``sigma_a``: the
     AR-DAE perturbation, None for the end of the weights' own training ramp (their
     card), else the family's default. ``seed`` fixes crops and draws: the same image
-    gets the same result."""
+    gets the same result (None: torch's global generator draws them)."""
 
     steps: int = 120
     lr: float = 3e-5
@@ -38,7 +38,7 @@ class Adaptation:
     crop: int = 96
     ema: float = 0.95
     sigma_a: float | None = None
-    seed: int = 0
+    seed: int | None = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.steps <= MAX_STEPS:
@@ -51,14 +51,17 @@ def fitted_network(
     y: Tensor,
     sigma_a: float,
     settings: Adaptation,
+    on_step: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
     """A copy of ``network`` fitted to ``y`` (1, C, H, W), in eval mode: the weight
     average where ``settings.ema``, else the last weights. ``scorer_of`` makes the
     score of images from a network (the weights' own way); ``sigma_a``: the AR-DAE
-    perturbation (:func:`perturbation`)."""
+    perturbation (:func:`perturbation`). ``on_step(step, network)`` is called after each
+    step with the network that would score now (to follow the fit)."""
     device = next(network.parameters()).device
-    crop_generator = torch.Generator().manual_seed(settings.seed)
-    draw_generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
+    seeded = settings.seed is not None
+    crop_generator = torch.Generator().manual_seed(settings.seed) if seeded else None
+    draw_generator = torch.Generator(device=device).manual_seed(settings.seed + 1) if seeded else None
     with torch.inference_mode(False), torch.enable_grad():
         y = y.detach().clone().float()  # a normal tensor even where the caller is in inference mode
         trained = copy.deepcopy(network).train().requires_grad_(True)
@@ -66,7 +69,8 @@ def fitted_network(
         scorer = scorer_of(trained)
         optimizer = torch.optim.Adam(trained.parameters(), lr=settings.lr)
         size = min(settings.crop, *y.shape[-2:])
-        for _ in range(settings.steps):
+        scored = average if average is not None else trained
+        for step in range(1, settings.steps + 1):
             crops = random_crops(y, size, settings.batch, crop_generator).to(device)
             loss = ardae_loss(scorer, crops, torch.tensor(sigma_a), antithetic=True, generator=draw_generator)
             optimizer.zero_grad(set_to_none=True)
@@ -76,8 +80,10 @@ def fitted_network(
                 with torch.no_grad():
                     for kept, new in zip(average.parameters(), trained.parameters(), strict=True):
                         kept.lerp_(new, 1 - settings.ema)
-    fitted = average if average is not None else trained
-    return fitted.eval().requires_grad_(False)
+            if on_step is not None:
+                on_step(step, scored)
+                trained.train()
+    return scored.eval().requires_grad_(False)
 
 
 def perturbation(info: WeightsInfo, settings: Adaptation, level: float | None) -> float:
