@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +30,8 @@ class Adaptation:
     scored with a running average of the weights (decay ``ema``). ``sigma_a``: the
     AR-DAE perturbation, None for the end of the weights' own training ramp (their
     card), else the family's default. ``seed`` fixes crops and draws: the same image
-    gets the same result (None: torch's global generator draws them)."""
+    gets the same result (None: torch's global generator draws them). ``progress``, if
+    given, is called after each step with the fraction done (a demo's progress bar)."""
 
     steps: int = 120
     lr: float = 3e-5
@@ -39,6 +40,7 @@ class Adaptation:
     ema: float = 0.95
     sigma_a: float | None = None
     seed: int | None = 0
+    progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.steps <= MAX_STEPS:
@@ -83,6 +85,8 @@ def fitted_network(
             if on_step is not None:
                 on_step(step, scored)
                 trained.train()
+            if settings.progress is not None:
+                settings.progress(step / settings.steps)
     return scored.eval().requires_grad_(False)
 
 

@@ -142,6 +142,12 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         page.locator("#result-info").get_by_text("pixels").wait_for(timeout=60_000)
         page.locator("#result-slider img").first.wait_for(timeout=10_000)
         page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
+        steps = page.locator("#adapt-steps input[type=number]")
+        steps.fill("10")
+        steps.press("Enter")
+        page.locator("#denoise-button").click()
+        fitted = page.locator("#result-info").get_by_text("fitted to the image first (10 steps)")
+        fitted.wait_for(timeout=120_000)
         browser.close()
 
 
@@ -217,6 +223,41 @@ def test_self_ensemble_is_per_request_and_bounded(noisy_image):
     assert not models.get(DEFAULT_WEIGHTS).ensemble  # the served denoiser is left as it was
     with pytest.raises(ImageError, match="8x the work"):
         run(models, 128 * 128 * 4, image, DEFAULT_WEIGHTS, None, 25, ensemble=True)
+
+
+def test_fitting_to_the_image_is_per_request_reported_and_bounded(noisy_image):
+    from noise2score.image_io import ImageError
+    from noise2score.webapp import DemoModels, run
+
+    folder, x = noisy_image
+    models = DemoModels([DEFAULT_WEIGHTS])
+    served = {k: v.clone() for k, v in models.get(DEFAULT_WEIGHTS).network.state_dict().items()}
+    image = str(folder / "noisy.png")
+    done = []
+    fitted = run(models, 10**6, image, DEFAULT_WEIGHTS, None, 25, adapt_steps=3, progress=done.append)
+    assert "fitted to the image first (3 steps)" in fitted[2]
+    assert done == pytest.approx([1 / 3, 2 / 3, 1])
+    assert psnr(read_image(fitted[0]).pixels, x) > psnr(read_image(folder / "noisy.png").pixels, x) + 3
+    network = models.get(DEFAULT_WEIGHTS)
+    assert network.adapt is None
+    assert all(torch.equal(served[k], v) for k, v in network.network.state_dict().items())
+    for steps in (3, 2.5, -1, float("nan")):
+        with pytest.raises(ImageError, match="0 to 2 on this server"):
+            run(models, 10**6, image, DEFAULT_WEIGHTS, None, 25, adapt_steps=steps, max_adapt_steps=2)
+
+
+def test_the_api_takes_adapt_and_the_server_bounds_it(server, noisy_image):
+    from gradio_client import handle_file
+
+    request = {"image": handle_file(noisy_image[0] / "noisy.png"), "level": 25, "api_name": "/denoise"}
+    _, info = _client(server).predict(adapt=2, **request)
+    assert "fitted to the image first (2 steps)" in info
+    with pytest.raises(Exception, match="0 to 240 on this server"):
+        _client(server).predict(adapt=100000, **request)
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--max-adapt-steps", "-1"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--max-adapt-steps must be in 0.." in refused.stderr
 
 
 def test_a_bundled_models_card_says_how_to_train_it_again():
