@@ -11,6 +11,14 @@ known and with the level estimated by each method, the same steps as
 method: mean absolute error of the estimate (paper units), mean signed error (bias) and
 mean PSNR(known) - PSNR(estimated). "pca" is the default (weak-texture patches),
 "wavelet" scikit-image's ``estimate_sigma``, "grid" the authors' search.
+
+``--clip8`` stores each noisy input as an 8-bit file would (clipped to [0, 1], rounded to
+1/255), as most images met outside benchmarks are; ``--no-clip-mend`` turns off the
+Gaussian estimate's handling of clipped images (``patch_level.CLIPPED_SHARE``) to
+measure what it changes:
+
+    python benchmarks/level_estimation.py --weights gaussian50-gray --dataset set12 \
+        --levels 50 --methods pca --clip8 [--no-clip-mend]
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import os
 import time
 
 import numpy as np
+import torch
 
+from noise2score import patch_level
 from noise2score.datasets import dataset_files
 from noise2score.denoiser import load_denoiser
 from noise2score.evaluate import EvalSpec, noisy_input
@@ -42,8 +52,12 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", help="default: the family's DEFAULT_LEVELS")
     parser.add_argument("--methods", nargs="+", default=["pca", "score", "wavelet", "grid"])
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--clip8", action="store_true", help="noisy inputs clipped and rounded to 8 bits")
+    parser.add_argument("--no-clip-mend", action="store_true", help="no special case for clipped images")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.no_clip_mend:
+        patch_level.CLIPPED_SHARE = float("inf")
     denoiser = load_denoiser(args.weights)
     levels = args.levels or DEFAULT_LEVELS[denoiser.family]
     methods = [m for m in args.methods if denoiser.family == "gaussian" or m not in GAUSSIAN_ONLY]
@@ -59,6 +73,8 @@ def main() -> None:
         seconds = dict.fromkeys(methods, 0.0)
         for path in files:
             x, y = noisy_input(spec, path)
+            if args.clip8:
+                y = torch.round(y.clamp(0, 1) * 255) / 255
             score = denoiser.score(y, level)
             known.append(psnr(to_hwc(noise.tweedie(y, score)), x))
             for method in methods:
@@ -86,7 +102,14 @@ def main() -> None:
                 flush=True,
             )
     if args.out:
-        result = {"weights": args.weights, "dataset": args.dataset, "images": len(files), "rows": report}
+        result = {
+            "weights": args.weights,
+            "dataset": args.dataset,
+            "images": len(files),
+            "clip8": args.clip8,
+            "clip_mend": not args.no_clip_mend,
+            "rows": report,
+        }
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
 

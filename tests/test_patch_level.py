@@ -45,6 +45,15 @@ def test_dark_patches_do_not_pull_the_poisson_estimate_low(camera, brightness):
     assert pca_level("poisson", y) == pytest.approx(0.1, rel=0.04)
 
 
+@pytest.mark.parametrize("sigma", [25.0, 50.0])
+def test_an_8bit_file_clipped_at_black_and_white_is_not_read_low(camera, sigma):
+    """Stored as 8 bits, the noise is clipped on 7% (sigma 25) and 16% (sigma 50) of the
+    camera's pixels and narrower near black and white: the estimate over all patches
+    read 23.3 and 41.9. Only patches well inside the range are used now."""
+    y = torch.round(_noisy(camera, "gaussian", sigma).clamp(0, 1) * 255) / 255
+    assert pca_level("gaussian", y) == pytest.approx(sigma, rel=0.05)
+
+
 def test_an_image_with_almost_no_bright_patches_still_gets_a_poisson_estimate(camera):
     """Under 2 counts almost everywhere: too few bright patches, so all are used (it was
     40% low before dark patches were left out in the rounds that have enough bright ones)."""
