@@ -167,7 +167,7 @@ def summarise(
         },
     }
     if denoiser and denoiser.adapt:  # fitted to each image first (--adapt)
-        result["adapt"] = asdict(denoiser.adapt)
+        result["adapt"] = {k: v for k, v in asdict(denoiser.adapt).items() if k != "progress"}
     if estimate_level:
         errors = [abs(r["estimated_level"] - spec.noise.level) for r in rows]
         result["mean_abs_level_error"] = float(np.mean(errors))

@@ -1,6 +1,8 @@
 """Fitting the network to the image being denoised (--adapt): plumbing, not quality
 (benchmarks/adapt_to_image.py measures that)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from noise2score.image_io import write_image
 from noise2score.networks import build_network
 from noise2score.noise import make_noise
 from noise2score.weights import WeightsInfo
+from tests.conftest import SHARED_DATASETS, require_shared
 
 QUICK = Adaptation(steps=2, batch=2, crop=32, lr=1e-2, ema=0.0)  # a large rate: a change to see
 
@@ -84,3 +87,13 @@ def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys)
     assert (tmp_path / "out" / "a.png").is_file()
     assert main([*map(str, args), "--adapt", "-1", "--overwrite"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_evaluate_records_the_fit_settings(weights_file, tmp_path):
+    require_shared("set12")
+    args = ["evaluate", "--weights", weights_file, "--dataset", "set12", "--level", "25", "--limit", "1"]
+    args += ["--data-dir", SHARED_DATASETS, "--adapt", "2", "--json", tmp_path / "fitted.json"]
+    assert main([str(a) for a in args]) == 0
+    recorded = json.loads((tmp_path / "fitted.json").read_text())["adapt"]
+    settings = {"steps": 2, "lr": 3e-5, "batch": 4, "crop": 96, "ema": 0.95, "sigma_a": None, "seed": 0}
+    assert recorded == settings  # what it ran with, and nothing of the run's own (progress)
