@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +45,10 @@ class Adaptation:
     def __post_init__(self) -> None:
         if not 0 < self.steps <= MAX_STEPS:
             raise ValueError(f"adaptation steps must be in 1..{MAX_STEPS}, got {self.steps}")
+
+    def record(self) -> dict:
+        """The settings, for a result's record (the progress hook is not one)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
 
 
 def fitted_network(

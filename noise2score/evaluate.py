@@ -11,7 +11,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +167,7 @@ def summarise(
         },
     }
     if denoiser and denoiser.adapt:  # fitted to each image first (--adapt)
-        result["adapt"] = {k: v for k, v in asdict(denoiser.adapt).items() if k != "progress"}
+        result["adapt"] = denoiser.adapt.record()
     if estimate_level:
         errors = [abs(r["estimated_level"] - spec.noise.level) for r in rows]
         result["mean_abs_level_error"] = float(np.mean(errors))
