@@ -90,6 +90,7 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     ones, as the demo picks. It returns the weights and the estimate, so that the level
     is estimated once."""
     from noise2score.denoiser import NEAR_LEVEL, choose_denoiser
+    from noise2score.image_io import gray_stored_as_colour
     from noise2score.level import pca_level
     from noise2score.metrics import from_hwc
     from noise2score.weights import bundled_names
@@ -102,6 +103,7 @@ def _bundled_chooser(args: argparse.Namespace, level: float | None):
     _attach_opponent(args, candidates, asked=False)
 
     def choose(pixels, read_noise=0.0):
+        pixels = pixels[..., :1] if gray_stored_as_colour(pixels) else pixels  # gray weights for it
         near = level if level is not None else pca_level(family, from_hwc(pixels), read_noise)
         return choose_denoiser(candidates, pixels.shape[2], near, NEAR_LEVEL), near
 

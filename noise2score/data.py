@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from noise2score.image_io import ImageError, list_images, read_pages
+from noise2score.image_io import ImageError, gray_stored_as_colour, list_images, read_pages
 from noise2score.noise import make_noise
 from noise2score.noisy_copy import RECORD_NAME, as_list, read_record
 from noise2score.white import unit_range
@@ -47,6 +47,13 @@ def load_images(
         for index, page in enumerate(pages):
             offset, scale = unit_range(page.pixels, page.source_dtype, white, black)
             pixels = torch.from_numpy((page.pixels - offset) / scale).float().permute(2, 0, 1).contiguous()
+            if gray_stored_as_colour(page.pixels):  # one noise draw in three channels
+                if channels == 3:
+                    raise ImageError(
+                        f"{path}: a gray image stored as RGB (three equal channels); its noise is one "
+                        "draw, not three: train gray weights on it (channels 1), not colour ones"
+                    )
+                pixels = pixels[:1]
             if channels is not None and pixels.shape[0] != channels:
                 raise ImageError(f"{path}: {pixels.shape[0]} channels, the model takes {channels}")
             images.append((f"{path.stem}-{index + 1}" if len(pages) > 1 else path.stem, pixels))

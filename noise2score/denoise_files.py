@@ -16,6 +16,7 @@ from noise2score.image_io import (
     LoadedImage,
     count_pages,
     from_float,
+    gray_stored_as_colour,
     list_images,
     make_folder,
     read_image,
@@ -27,6 +28,10 @@ from noise2score.metrics import from_hwc, to_hwc
 from noise2score.white import White, dtype_top, far_from_training, is_dim, unit_range, unit_spread
 
 SUFFIX_FOR_FORMAT = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
+COLOUR_WEIGHTS_ON_GRAY = (
+    "a gray image stored as RGB (three equal channels): colour weights take its noise for three "
+    "independent draws and denoise it poorly"
+)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -81,6 +86,7 @@ def _denoise_file(
     used: list[tuple[Denoiser, float]] = []
     whites: list[float] = []
     dim: list[bool] = []
+    gray: list[bool] = []  # each image: gray stored as colour?
 
     def denoised(image: LoadedImage) -> np.ndarray:
         offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
@@ -89,6 +95,7 @@ def _denoise_file(
         pixels = (image.pixels - offset) / scale
         read = unit_spread(read_noise, image.source_dtype, scale)
         chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels, read)
+        gray.append(gray_stored_as_colour(pixels))
         given = level if level is not None else estimate
         result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
@@ -104,7 +111,12 @@ def _denoise_file(
         )
         write_pages(target, pages, count)
     _warn_far_levels(source, used, any(dim))
+    if any(g and d.channels == 3 for g, (d, _) in zip(gray, used, strict=True)):
+        hint = "leave out --weights, or give gray ones"
+        tqdm.write(f"warning: {source}: {COLOUR_WEIGHTS_ON_GRAY}; {hint}", file=sys.stderr)
     notes = [f"{count} pages"] if count > 1 else []
+    if any(gray):
+        notes.append("gray stored as RGB")
     if level is None:
         notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
     if read_noise:

@@ -6,6 +6,7 @@ up in :meth:`Denoiser.denoise_tensor`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -146,7 +147,11 @@ class Denoiser:
     ) -> DenoiseResult:
         """Denoise a (1, C, H, W) float tensor in [0, 1] units. ``read_noise``: the
         standard deviation of Gaussian noise added to Poisson noise (a camera's read
-        noise, in the same units), known."""
+        noise, in the same units), known. Gray weights take a gray image stored as colour
+        (three equal channels) and give its three channels back."""
+        if self.channels == 1 and y.shape[1] == 3 and bool((y[:, 1:] == y[:, :1]).all()):
+            gray = self.denoise_tensor(y[:, :1], level, level_method=level_method, read_noise=read_noise)
+            return dataclasses.replace(gray, x_hat=gray.x_hat.expand(-1, 3, -1, -1).contiguous())
         if read_noise:
             return self._with_read_noise(y, level, read_noise, level_method)
         if y.shape[1] != self.channels:

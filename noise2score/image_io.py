@@ -42,6 +42,12 @@ class LoadedImage:
         return self.pixels.shape[2]
 
 
+def gray_stored_as_colour(pixels: np.ndarray) -> bool:
+    """(H, W, 3) pixels with three equal channels: a gray image saved as RGB, as many
+    tools save one. Its noise is one draw, not three, so it is denoised as gray."""
+    return pixels.ndim == 3 and pixels.shape[2] == 3 and bool((pixels[..., 1:] == pixels[..., :1]).all())
+
+
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read PNG, JPEG or TIFF (8/16-bit integer or float32, gray or RGB).
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from noise2score.adapt import Adaptation
-from noise2score.denoise_files import output_dtype
+from noise2score.denoise_files import COLOUR_WEIGHTS_ON_GRAY, output_dtype
 from noise2score.denoiser import (
     NEAR_LEVEL,
     OPPONENT_WEIGHTS,
@@ -23,7 +23,7 @@ from noise2score.denoiser import (
     load_denoiser,
     vst_weights,
 )
-from noise2score.image_io import ImageError, read_image, write_image
+from noise2score.image_io import ImageError, gray_stored_as_colour, read_image, write_image
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.model_card import hardware_summary
@@ -198,16 +198,20 @@ def run(
     bound = max_pixels // ENSEMBLE_COST
     if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
         raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")
+    gray_rgb = gray_stored_as_colour(loaded.pixels)  # denoised as gray by gray weights
     if model and model != AUTO:
         denoiser = models.get(model)
     else:
-        denoiser = models.for_image(loaded.channels, noise or None, None if level is None else float(level))
+        channels = 1 if gray_rgb else loaded.channels
+        denoiser = models.for_image(channels, noise or None, None if level is None else float(level))
     if noise and noise != denoiser.family:
         raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
     if read_noise and denoiser.family != "poisson":
         raise ImageError(f"read noise is for Poisson noise; pick a Poisson model, not {denoiser.info.name}")
     read = unit_spread(read_noise, loaded.source_dtype, scale)
-    pixels = _match_channels((loaded.pixels - offset) / scale, denoiser.channels, add_noise)
+    pixels = (loaded.pixels - offset) / scale
+    pixels = pixels[..., :1] if gray_rgb and denoiser.channels == 1 else pixels
+    pixels = _match_channels(pixels, denoiser.channels, add_noise)
     clean = None
     y = from_hwc(pixels)
     if add_noise:
@@ -245,6 +249,12 @@ def run(
         )
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
+    if gray_rgb and not add_noise:
+        info.append(
+            "A gray image stored as RGB (three equal channels): denoised as gray."
+            if denoiser.channels == 1
+            else f"Warning: {COLOUR_WEIGHTS_ON_GRAY}; pick 'auto' or a gray model."
+        )
     warning = far_from_training(denoiser.info, result.level)
     if warning:
         info.append(f"Warning: {warning}.")
@@ -265,6 +275,8 @@ def run(
     out_dir = Path(tempfile.mkdtemp(prefix="n2s-"))
     stem = Path(str(image)).stem
     saved = x_hat * scale + offset  # back in the file's units
+    if saved.shape[2] < loaded.channels and not add_noise:  # gray stored as RGB: RGB again
+        saved = np.repeat(saved, loaded.channels, axis=2)
     downloads = [
         write_image(out_dir / f"{stem}-denoised.png", saved, dtype=output_dtype(loaded.source_dtype, ".png"))
     ]

@@ -409,3 +409,22 @@ def test_the_api_takes_opponent(server, tmp_path):
     assert "gaussian-blind-gray on opponent colours" in info
     _, info = _client(server).predict(opponent=False, **request)
     assert "opponent" not in info
+
+
+def test_a_gray_upload_stored_as_rgb_is_denoised_as_gray_and_given_back_as_rgb(tmp_path):
+    from noise2score.webapp import DemoModels, run
+
+    x = clean_crops(size=128)[0]
+    y = make_noise("gaussian", 25).sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "rgb.png", y.numpy().repeat(3, axis=2))
+    models = DemoModels(["gaussian25-gray", "gaussian25-color"])
+    result = run(models, 10**6, str(tmp_path / "rgb.png"))  # auto: the gray model
+    assert (
+        "model gaussian25-gray" in result[2]
+        and "stored as RGB (three equal channels): denoised as gray" in result[2]
+    )
+    download = read_image(result[3][0]).pixels
+    assert download.shape == (128, 128, 3) and (download == download[..., :1]).all()
+    assert psnr(download[..., :1], x) > psnr(read_image(tmp_path / "rgb.png").pixels[..., :1], x) + 5
+    named = run(models, 10**6, str(tmp_path / "rgb.png"), "gaussian25-color")
+    assert "Warning: a gray image stored as RGB" in named[2]

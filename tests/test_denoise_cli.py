@@ -313,3 +313,46 @@ def test_bf16_on_a_device_that_would_emulate_it_gets_one_note(
     notes = [line for line in capsys.readouterr().err.splitlines() if "no native bfloat16" in line]
     assert len(notes) == (0 if native else 1)
     assert (tmp_path / "out/in1.png").is_file()
+
+
+def _gray_stored_as_rgb(tmp_path, name="gray_rgb.png"):
+    """A noisy gray photo (sigma 25) written as 8-bit RGB with three equal channels, and
+    the same noisy image as 8-bit gray; with the clean photo."""
+    from skimage import data
+
+    x = data.camera()[128:384, 128:384].astype(np.float32) / 255
+    y = np.clip(x + np.random.default_rng(0).normal(0, 25 / 255, x.shape), 0, 1).astype(np.float32)
+    write_image(tmp_path / name, np.repeat(y[..., None], 3, axis=2), dtype=np.uint8)
+    write_image(tmp_path / "gray.png", y[..., None], dtype=np.uint8)
+    return tmp_path / name, tmp_path / "gray.png", x
+
+
+def test_a_gray_image_stored_as_rgb_is_denoised_as_gray_and_written_as_rgb(tmp_path, capsys):
+    from noise2score.metrics import psnr
+    from noise2score.weights import bundled_names
+
+    if not {"gaussian25-gray", "gaussian25-color"} <= set(bundled_names()):
+        pytest.skip("bundled Gaussian weights not present")
+    rgb, gray, x = _gray_stored_as_rgb(tmp_path)
+    assert main(["denoise", str(rgb), str(gray), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "gray_rgb.png (gray stored as RGB; estimated gaussian level" in out
+    assert out.count("with gaussian25-gray") == 2
+    as_rgb = read_image(tmp_path / "out" / "gray_rgb.png").pixels
+    as_gray = read_image(tmp_path / "out" / "gray.png").pixels
+    assert as_rgb.shape == (256, 256, 3)
+    np.testing.assert_array_equal(as_rgb, np.repeat(as_gray, 3, axis=2))  # the gray result, thrice
+    # The colour weights, named, take the noise for three draws: far worse, and a warning.
+    assert main(["denoise", str(rgb), "-o", str(tmp_path / "colour"), "--weights", "gaussian25-color"]) == 0
+    assert "gray image stored as RGB (three equal channels): colour weights" in capsys.readouterr().err
+    as_colour = read_image(tmp_path / "colour" / "gray_rgb.png").pixels
+    assert psnr(as_rgb[..., :1], x[..., None]) > psnr(as_colour[..., :1], x[..., None]) + 3
+
+
+def test_gray_weights_take_three_equal_channels_and_refuse_three_different_ones(weights_file):
+    denoiser = load_denoiser(str(weights_file))
+    gray = RNG.random((40, 50, 1)).astype(np.float32)
+    out = denoiser.denoise(np.repeat(gray, 3, axis=2), level=25)
+    np.testing.assert_array_equal(out, np.repeat(denoiser.denoise(gray, level=25), 3, axis=2))
+    with pytest.raises(ValueError, match="3 channel"):
+        denoiser.denoise(RNG.random((40, 50, 3)).astype(np.float32), level=25)

@@ -89,6 +89,17 @@ def test_datamodule_rejects_wrong_channel_count(noisy_folders):
         dm.setup("fit")
 
 
+def test_gray_images_stored_as_rgb_train_gray_weights_and_are_refused_for_colour_ones(tmp_path):
+    from noise2score.image_io import ImageError, write_image
+
+    gray = np.random.default_rng(0).random((32, 32, 1)).astype(np.float32)
+    write_image(tmp_path / "scan.png", np.repeat(gray, 3, axis=2))
+    [(_, pixels)] = load_folder(tmp_path, channels=1)
+    assert pixels.shape == (1, 32, 32)
+    with pytest.raises(ImageError, match="gray image stored as RGB"):
+        load_folder(tmp_path, channels=3)
+
+
 def _logged_sigma_a(run_dir: Path) -> dict[int, float]:
     values = {}
     for path in run_dir.glob("csv/version_*/metrics.csv"):
