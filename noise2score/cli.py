@@ -174,7 +174,15 @@ def _check_noise(args: argparse.Namespace, family: str) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from noise2score.evaluate import EvalSpec, evaluate, markdown_table
+    from noise2score.evaluate import (
+        EvalSpec,
+        evaluate,
+        markdown_table,
+        read_partial,
+        run_settings,
+        save_partial,
+    )
+    from noise2score.image_io import make_folder
 
     if (args.weights is None) == (args.method is None):
         raise ValueError("give exactly one of --weights and --method")
@@ -194,6 +202,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         _check_noise(args, denoiser.family)
     spec = EvalSpec(args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir)
     picker = _bundled_chooser(args, None if args.estimate_level else args.level) if auto else None
+    if args.json:  # before the run, not after it
+        make_folder(Path(args.json).parent, "folder for --json")
+    # A network run with --json saves each image's row beside it; started again, it goes on.
+    partial = Path(args.json).with_suffix(".partial.json") if args.json and args.weights else None
+    settings = run_settings(spec, denoiser, args.weights, args.estimate_level, args.level_method)
+    done = read_partial(partial, settings) if partial else {}
+    if done:
+        print(f"resuming: {len(done)} image(s) measured before are in {partial}", file=sys.stderr)
     result = evaluate(
         spec,
         denoiser=denoiser,
@@ -202,10 +218,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         estimate_level=args.estimate_level,
         level_method=args.level_method,
         progress=lambda f: tqdm(f, desc=args.dataset),
+        done=done,
+        on_row=partial and (lambda rows: save_partial(partial, settings, rows)),
     )
     print(markdown_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        if partial:
+            partial.unlink(missing_ok=True)
     return 0
 
 
@@ -431,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="first N images only")
     p.add_argument("--estimate-level", action="store_true", help="hide the level from the denoiser")
     p.add_argument("--level-method", default="auto", choices=ESTIMATORS)
-    p.add_argument("--json", help="write the full result here")
+    p.add_argument(
+        "--json",
+        help="write the full result here; with --weights, each image's row is also saved to "
+        "JSON.partial.json as it is measured, and a stopped run started again goes on from there",
+    )
     _add_weights_options(p)
     p.set_defaults(run=_evaluate)
 

@@ -11,6 +11,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from noise2score import __version__, patch_level
 from noise2score.baselines import run_baseline
 from noise2score.datasets import dataset_files, get_dataset
 from noise2score.denoiser import Chooser, Denoiser
-from noise2score.image_io import read_image
+from noise2score.image_io import read_image, written_whole
 from noise2score.metrics import from_hwc, psnr, quantize8, ssim, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
 
@@ -64,9 +65,14 @@ def evaluate(
     estimate_level: bool = False,
     level_method: str = "auto",
     progress=None,
+    done: dict[str, dict] | None = None,
+    on_row: Callable[[list[dict]], None] | None = None,
 ) -> dict:
     """Evaluate a denoiser, the weights ``picker`` picks for each image (as ``denoise``
-    without --weights), or a baseline ``method`` on a benchmark set."""
+    without --weights), or a baseline ``method`` on a benchmark set. ``done``: rows
+    measured before, by image name (see :func:`read_partial`), taken as they are;
+    ``on_row(rows)`` is called after each image the network denoised."""
+    done = done or {}
     files = dataset_files(spec.dataset, spec.data_dir)[: spec.limit]
     channels = get_dataset(spec.dataset).channels
     if denoiser is not None and denoiser.channels != channels:
@@ -85,12 +91,62 @@ def evaluate(
             chosen, level = picker(to_hwc(y), 0.0)
             extra["weights"] = chosen.info.name
             picked.append(chosen)
+        if path.name in done:
+            rows.append(done[path.name])
+            continue
         result = chosen.denoise_tensor(y, level, level_method=level_method)
         extra |= {"estimated_level": result.level} if estimate_level else {}
         rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
+        if on_row:
+            on_row(rows)
     return summarise(
         spec, rows, denoiser=denoiser, method=method, estimate_level=estimate_level, picked=picked
     )
+
+
+def run_settings(
+    spec: EvalSpec, denoiser: Denoiser | None, weights: str | None, estimate_level: bool, level_method: str
+) -> dict:
+    """What a network run's rows depend on: rows saved under other settings are not reused."""
+    settings = {
+        "noise2score": __version__,
+        "weights": weights,
+        "dataset": spec.dataset,
+        "noise": spec.noise.family,
+        "level": spec.noise.level,
+        "seed": spec.seed,
+        "estimate_level": estimate_level,
+        "level_method": level_method,
+    }
+    if denoiser is not None:
+        views = [denoiser.vst, denoiser.gray_view]
+        settings |= {
+            "weights_sha256": denoiser.info.sha256,
+            "views_sha256": [view.info.sha256 if view else None for view in views],
+            "ensemble": denoiser.ensemble,
+            "adapt": denoiser.adapt.record() if denoiser.adapt else None,
+            "tiling": [denoiser.tile, denoiser.overlap, denoiser.bf16],
+        }
+    return settings
+
+
+def read_partial(path: Path, settings: dict) -> dict[str, dict]:
+    """The rows, by image name, that a stopped run with the same ``settings`` saved to
+    ``path`` (:func:`save_partial`); none where the file is absent, unreadable or made
+    under other settings."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("settings") != json.loads(json.dumps(settings)):
+        return {}
+    return {row["name"]: row for row in saved.get("images", [])}
+
+
+def save_partial(path: Path, settings: dict, rows: list[dict]) -> None:
+    """Save the rows measured so far; a run killed mid-write leaves the former file whole."""
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps({"settings": settings, "images": rows}, indent=1) + "\n")
 
 
 def _cache_path(spec: EvalSpec, method: str, name: str) -> Path:

@@ -157,3 +157,41 @@ def test_auto_takes_no_level_method_and_needs_the_noise(capsys):
     assert cli(base) == 2
     err = capsys.readouterr().err.splitlines()
     assert "drop --level-method" in err[0] and "--weights auto need --noise and --level" in err[1]
+
+
+def test_a_stopped_network_run_goes_on_from_the_images_it_saved(tmp_path, monkeypatch, capsys):
+    from noise2score.cli import main as cli
+    from noise2score.denoiser import Denoiser
+
+    require_shared("set12")
+    out = tmp_path / "g25.json"
+    args = ["evaluate", "--weights", "gaussian25-gray", "--dataset", "set12", "--level", "25", "--limit", "3"]
+    args += ["--data-dir", str(SHARED_DATASETS), "--json", str(out)]
+    calls, stop_at, real = [], [2], Denoiser.denoise_tensor
+
+    def stopped_at_the_second(self, y, *a, **k):
+        calls.append(1)
+        if len(calls) in stop_at:
+            raise KeyboardInterrupt
+        return real(self, y, *a, **k)
+
+    monkeypatch.setattr(Denoiser, "denoise_tensor", stopped_at_the_second)
+    assert cli(args) == 130  # stopped (Ctrl-C) at the second image
+    partial = tmp_path / "g25.partial.json"
+    saved = json.loads(partial.read_text())["images"]
+    assert [r["name"] for r in saved] == ["01.png"] and not out.exists()
+    calls.clear(), stop_at.clear()
+    assert cli(args) == 0  # the first image is taken from the partial file, the other two measured
+    assert len(calls) == 2 and "resuming: 1 image(s)" in capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["images"][0] == saved[0] and len(result["images"]) == 3 and not partial.exists()
+    calls.clear()
+    cli([*args, "--json", str(tmp_path / "again.json")])
+    assert len(calls) == 3  # nothing left to resume from: the finished run removed its partial file
+    saved[0]["psnr"] = 99.0
+    (tmp_path / "ens.partial.json").write_text(
+        json.dumps({"settings": {"weights": "other"}, "images": saved})
+    )
+    calls.clear()
+    cli([*args, "--json", str(tmp_path / "ens.json")])
+    assert len(calls) == 3  # a partial file of other settings is not used
