@@ -12,10 +12,11 @@ view, and their mean, on the evaluation inputs.
     python benchmarks/second_view.py --weights gaussian25-color --noise gaussian \
         --level 25 --dataset kodak24 --data-dir ../shared/datasets --bf16
 
-Same noisy draws as ``noise2score evaluate`` (seed 0), level given. The mean is the same
-arithmetic as ``Denoiser(..., vst=..., opponent=...)`` (tests/test_vst.py and
-tests/test_opponent.py check that), so ``noise2score evaluate`` with the same flags gives
-its column. Results are merged into ``--out`` (default: benchmarks/results/vst_view.json
+Same noisy draws as ``noise2score evaluate`` (seed 0), level given. The "mean" is the
+same arithmetic as ``Denoiser(..., vst=..., opponent=...)`` (tests/test_vst.py and
+tests/test_opponent.py check that): for Gamma noise the mix with the view's share that
+SURE picks per image (each image's ``share``), else the mean; so ``noise2score
+evaluate`` with the same flags gives its column. Results are merged into ``--out`` (default: benchmarks/results/vst_view.json
 or opponent_view.json) by (weights, noise, level, dataset). Each image is also saved as
 it is done (``--out`` with ``.partial.json``), so a killed run, started again, goes on
 from where it stopped.
@@ -39,7 +40,7 @@ from noise2score.image_io import written_whole
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 from noise2score.opponent import opponent_estimate
-from noise2score.vst import stabilised_estimate
+from noise2score.vst import stabilised_estimate, view_share
 
 
 def second_view(args: argparse.Namespace, own, options: dict):
@@ -71,10 +72,16 @@ def run(args: argparse.Namespace, dataset: str, partial: Path) -> dict:
         x, y = noisy_input(spec, path)
         family = own.denoise_tensor(y, args.level).x_hat
         other = second(y)
-        estimates = (family, other, (family + other) / 2)
+        share = 0.5
+        if args.noise == "gamma":  # the share Denoiser(..., vst=...) takes (vst.view_share)
+            share = view_share(
+                y, spec.noise, lambda v: own.denoise_tensor(v, args.level).x_hat, second, family, other
+            )
+        estimates = (family, other, (1 - share) * family + share * other)
         scores = [psnr(np.clip(to_hwc(e), 0, 1), x) for e in estimates]
         measured = {v: round(s, 4) for v, s in zip(views, scores, strict=True)}
-        images.append({"name": path.name, **measured, "seconds": round(time.perf_counter() - start, 1)})
+        seconds = round(time.perf_counter() - start, 1)
+        images.append({"name": path.name, **measured, "share": share, "seconds": seconds})
         _write(partial, _read(partial, {}) | {key: images})  # read late: runs may share it
     return {
         "key": key,

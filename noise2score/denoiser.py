@@ -25,7 +25,7 @@ from noise2score.networks import channel_scorer
 from noise2score.noise import make_noise
 from noise2score.opponent import opponent_estimate
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
-from noise2score.vst import stabilised_estimate
+from noise2score.vst import stabilised_estimate, stabilised_mix
 from noise2score.weights import WeightsInfo, load_weights
 from noise2score.white import White, unit_range, unit_spread
 
@@ -37,6 +37,7 @@ class DenoiseResult:
     estimated: bool
     seconds: float
     guarded: int  # pixels where the Tweedie guard fired
+    view_share: float | None = None  # the stabilised view's share in the estimate (vst)
 
 
 class Denoiser:
@@ -169,11 +170,19 @@ class Denoiser:
             level = estimate_level(self.family, y, score, method=level_method)
         noise = make_noise(self.family, level)
         x_hat, guarded = noise.tweedie_with_guard(y, score)
+        share = None
         if self.vst is not None:
-            x_hat = (x_hat + stabilised_estimate(self.vst, y, noise)) / 2
+            x_hat, share = stabilised_mix(
+                y,
+                noise,
+                lambda v: noise.tweedie_with_guard(v, scoring.score(v, level))[0],
+                lambda v: stabilised_estimate(self.vst, v, noise),
+                x_hat,
+            )
         if self.opponent is not None:
             x_hat = (x_hat + opponent_estimate(self.opponent, y, level)) / 2
-        return DenoiseResult(x_hat, float(level), estimated, time.perf_counter() - start, guarded)
+        seconds = time.perf_counter() - start
+        return DenoiseResult(x_hat, float(level), estimated, seconds, guarded, view_share=share)
 
     def _with_read_noise(
         self, y: Tensor, level: float | None, read_noise: float, method: str

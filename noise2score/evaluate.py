@@ -25,6 +25,7 @@ from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import read_image, written_whole
 from noise2score.metrics import from_hwc, psnr, quantize8, ssim, to_hwc
 from noise2score.noise import NoiseModel, seeded_generator
+from noise2score.vst import MIX_REVISION
 
 CACHE_DIR = Path(".cache/noise2score")
 
@@ -96,6 +97,7 @@ def evaluate(
             continue
         result = chosen.denoise_tensor(y, level, level_method=level_method)
         extra |= {"estimated_level": result.level} if estimate_level else {}
+        extra |= {"view_share": result.view_share} if result.view_share is not None else {}
         rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
         if on_row:
             on_row(rows)
@@ -123,6 +125,7 @@ def run_settings(
         settings |= {
             "weights_sha256": denoiser.info.sha256,
             "views_sha256": [view.info.sha256 if view else None for view in views],
+            "vst_mix_revision": MIX_REVISION[spec.noise.family] if denoiser.vst else None,
             "ensemble": denoiser.ensemble,
             "adapt": denoiser.adapt.record() if denoiser.adapt else None,
             "tiling": [denoiser.tile, denoiser.overlap, denoiser.bf16],
@@ -208,6 +211,7 @@ def summarise(
         "ensemble": bool(denoiser and denoiser.ensemble),
         "vst": denoiser.vst.info.name if denoiser and denoiser.vst else None,
         "vst_sha256": denoiser.vst.info.sha256 if denoiser and denoiser.vst else None,
+        "vst_mix_revision": MIX_REVISION[spec.noise.family] if denoiser and denoiser.vst else None,
         "opponent": denoiser.gray_view.info.name if denoiser and denoiser.gray_view else None,
         "opponent_sha256": denoiser.gray_view.info.sha256 if denoiser and denoiser.gray_view else None,
         "mean_psnr": float(np.mean([r["psnr"] for r in rows])),

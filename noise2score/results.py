@@ -20,6 +20,7 @@ from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.image_io import written_whole
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
+from noise2score.vst import MIX_REVISION
 from noise2score.weights import BUNDLED_DIR, bundled_names
 
 # Paper Table 2 (Kim & Ye 2021), Noise2Score, known level. Kodak24 at sigma 50 is a
@@ -167,6 +168,7 @@ def _spec_key(spec: EvalSpec, denoiser, estimated: bool) -> dict:
     return {
         "weights_sha256": denoiser.info.sha256 if denoiser is not None else None,
         "vst_sha256": denoiser.vst.info.sha256 if denoiser is not None and denoiser.vst else None,
+        "vst_mix_revision": MIX_REVISION[noise.family] if denoiser is not None and denoiser.vst else None,
         "opponent_sha256": gray.info.sha256 if (gray := denoiser and denoiser.gray_view) else None,
         "dataset": spec.dataset,
         "noise": noise.family,
@@ -185,7 +187,8 @@ def _row_key(result: dict) -> tuple:
     names += ("estimate_level",)
     # rows measured before revisions were recorded used each family's first estimator
     revision = result.get("level_estimator_revision", 1 if result.get("estimate_level") else None)
-    return (*(result.get(n) for n in names), revision, result.get("versions", {}).get("noise2score"))
+    mix = result.get("vst_mix_revision", 1 if result.get("vst_sha256") else None)  # before: the mean
+    return (*(result.get(n) for n in names), revision, mix, result.get("versions", {}).get("noise2score"))
 
 
 def render(rows: list[dict]) -> str:

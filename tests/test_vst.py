@@ -8,11 +8,11 @@ import torch
 from skimage import data
 
 from noise2score.cli import main
-from noise2score.denoiser import load_denoiser
+from noise2score.denoiser import load_denoiser, vst_weights
 from noise2score.image_io import read_image, write_image
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
-from noise2score.vst import stabilise, stabilised_estimate, unit_span, unstabilise
+from noise2score.vst import SHARES, stabilise, stabilised_estimate, unit_span, unstabilise, view_share
 from tests.conftest import require_shared
 
 
@@ -48,16 +48,45 @@ def _noisy_camera(family, level, size=128):
     return x, make_noise(family, level).sample(x, generator=torch.Generator().manual_seed(1))
 
 
-def test_the_result_is_the_mean_of_the_family_estimate_and_the_stabilised_one():
-    x, y = _noisy_camera("gamma", 50)
-    alone = load_denoiser("gamma50-gray").denoise_tensor(y, 50)
-    both = load_denoiser("gamma50-gray", vst="auto")
+@pytest.mark.parametrize(
+    ("weights", "family", "level"), [("gamma50-gray", "gamma", 50), ("poisson0.05-gray", "poisson", 0.05)]
+)
+def test_the_result_mixes_the_family_estimate_and_the_stabilised_one(weights, family, level):
+    x, y = _noisy_camera(family, level)
+    alone = load_denoiser(weights).denoise_tensor(y, level)
+    both = load_denoiser(weights, vst="auto")
     assert both.vst.info.name == "gaussian-blind-gray"
-    result = both.denoise_tensor(y, 50)
-    second = stabilised_estimate(both.vst, y, make_noise("gamma", 50))
-    torch.testing.assert_close(result.x_hat, (alone.x_hat + second) / 2)
+    result = both.denoise_tensor(y, level)
+    second = stabilised_estimate(both.vst, y, make_noise(family, level))
+    share = result.view_share
+    assert share == 0.5 if family == "poisson" else share in SHARES  # Gamma: picked by SURE
+    torch.testing.assert_close(result.x_hat, (1 - share) * alone.x_hat + share * second)
     clean = to_hwc(x)
     assert psnr(to_hwc(second), clean) > psnr(to_hwc(y), clean) + 5
+
+
+@pytest.mark.parametrize(
+    ("weights", "level", "crop"), [("gamma50-gray", 50, 256), ("gamma50-color", 50, 192)]
+)
+def test_the_gamma_share_sure_picks_is_near_the_best_share(weights, level, crop, monkeypatch):
+    from noise2score import vst
+
+    photo = data.camera()[..., None] if weights.endswith("gray") else data.astronaut()
+    x = torch.from_numpy(photo[100 : 100 + crop, 150 : 150 + crop] / 255.0).float().permute(2, 0, 1)[None]
+    noise = make_noise("gamma", level)
+    y = noise.sample(x, generator=torch.Generator().manual_seed(1))
+    own = load_denoiser(weights)
+    view = load_denoiser(vst_weights(own.channels))
+    own_estimate = lambda v: own.denoise_tensor(v, level).x_hat  # noqa: E731
+    view_estimate = lambda v: stabilised_estimate(view, v, noise)  # noqa: E731
+    a, b = own_estimate(y), view_estimate(y)
+    scores = {w: psnr(to_hwc((1 - w) * a + w * b), to_hwc(x)) for w in SHARES}
+    picked = view_share(y, noise, own_estimate, view_estimate, a, b)
+    assert scores[picked] > max(scores.values()) - 0.1, (picked, scores)
+    assert scores[picked] > min(scores.values()) + 0.3  # the check has teeth: shares differ
+    # on a crop of a larger image, the same way
+    monkeypatch.setattr(vst, "PROBE_PIXELS", (crop // 2) ** 2)
+    assert view_share(y, noise, own_estimate, view_estimate, a, b) in SHARES
 
 
 def test_the_stabilised_view_follows_an_estimated_level():
