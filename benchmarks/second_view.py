@@ -16,10 +16,12 @@ Same noisy draws as ``noise2score evaluate`` (seed 0), level given. The "mean" i
 same arithmetic as ``Denoiser(..., vst=..., opponent=...)`` (tests/test_vst.py and
 tests/test_opponent.py check that): for Gamma noise the mix with the view's share that
 SURE picks per image (each image's ``share``), else the mean; so ``noise2score
-evaluate`` with the same flags gives its column. Results are merged into ``--out`` (default: benchmarks/results/vst_view.json
-or opponent_view.json) by (weights, noise, level, dataset). Each image is also saved as
-it is done (``--out`` with ``.partial.json``), so a killed run, started again, goes on
-from where it stopped.
+evaluate`` with the same flags gives its column. Each image also has the PSNR of every
+share of the view (``by_share``); ``mean_best_share`` is the mean of the best one per
+image. Results are merged into ``--out`` (default: benchmarks/results/vst_view.json or
+opponent_view.json) by (weights, noise, level, dataset). Each image is also saved as it
+is done (``--out`` with ``.partial.json``), so a killed run, started again, goes on from
+where it stopped.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from noise2score.image_io import written_whole
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 from noise2score.opponent import opponent_estimate
-from noise2score.vst import stabilised_estimate, view_share
+from noise2score.vst import SHARES, stabilised_estimate, view_share
 
 
 def second_view(args: argparse.Namespace, own, options: dict):
@@ -80,8 +82,12 @@ def run(args: argparse.Namespace, dataset: str, partial: Path) -> dict:
         estimates = (family, other, (1 - share) * family + share * other)
         scores = [psnr(np.clip(to_hwc(e), 0, 1), x) for e in estimates]
         measured = {v: round(s, 4) for v, s in zip(views, scores, strict=True)}
+        # every share of the view, to compare the one taken with the best one for the image
+        by_share = [round(psnr(np.clip(to_hwc((1 - w) * family + w * other), 0, 1), x), 4) for w in SHARES]
         seconds = round(time.perf_counter() - start, 1)
-        images.append({"name": path.name, **measured, "share": share, "seconds": seconds})
+        images.append(
+            {"name": path.name, **measured, "share": share, "by_share": by_share, "seconds": seconds}
+        )
         _write(partial, _read(partial, {}) | {key: images})  # read late: runs may share it
     return {
         "key": key,
@@ -93,6 +99,9 @@ def run(args: argparse.Namespace, dataset: str, partial: Path) -> dict:
         "limit": args.limit,
         "bf16": args.bf16,
         **{f"mean_{v}": round(float(np.mean([i[v] for i in images])), 3) for v in views},
+        "shares": SHARES.tolist(),
+        "mean_by_share": np.mean([i["by_share"] for i in images], axis=0).round(3).tolist(),
+        "mean_best_share": round(float(np.mean([max(i["by_share"]) for i in images])), 3),
         "seconds": round(sum(i["seconds"] for i in images)),
         "images": images,
     }
@@ -139,7 +148,8 @@ def main() -> None:
             partial.unlink(missing_ok=True)
         views = ("family", view, "mean")
         means = ", ".join(f"{v} {row[f'mean_{v}']:.3f}" for v in views)
-        print(f"{row['weights']} {args.noise} {args.level:g} {dataset}: {means} ({row['seconds']} s)")
+        best = f"best share per image {row['mean_best_share']:.3f}"
+        print(f"{row['weights']} {args.noise} {args.level:g} {dataset}: {means}, {best} ({row['seconds']} s)")
 
 
 if __name__ == "__main__":
