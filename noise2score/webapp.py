@@ -238,7 +238,8 @@ def run(
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
     info = [
         f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
-        f"model {denoiser.info.name}{_view(denoiser)}{' (self-ensemble x8)' if ensemble else ''}"
+        f"model {denoiser.info.name}{_view(denoiser, result.view_share)}"
+        f"{' (self-ensemble x8)' if ensemble else ''}"
         f"{f', fitted to the image first ({adaptation.steps} steps)' if adaptation else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
@@ -306,8 +307,10 @@ def _for_request(served: Denoiser, *, ensemble: bool, vst: bool, opponent: bool)
     return denoiser
 
 
-def _view(denoiser: Denoiser) -> str:
+def _view(denoiser: Denoiser, share: float | None = None) -> str:
     text = f" with {denoiser.vst.info.name} through a stabilising transform" if denoiser.vst else ""
+    if denoiser.vst and denoiser.family == "gamma" and share is not None:
+        text += f" (its share {share:g}, picked by SURE)"
     if denoiser.gray_view:
         text += f"{' and' if text else ' with'} {denoiser.gray_view.info.name} on opponent colours"
     return text
