@@ -400,8 +400,9 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         const="auto",
         metavar="GAUSSIAN_WEIGHTS",
         help="Poisson/Gamma: also denoise through a variance-stabilising transform (Anscombe, "
-        "log) with Gaussian weights (default: the bundled blind ones) and average the two "
-        "estimates (about 2x the time; denoise does this unless --no-vst)",
+        "log) with Gaussian weights (default: the bundled blind ones) and mix the two "
+        "estimates: Poisson their mean (about 2x the time), Gamma the share SURE picks per "
+        "image (about 4x); denoise does this unless --no-vst",
     )
     p.add_argument(
         "--opponent",
@@ -487,8 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-vst",
         action="store_true",
-        help="Poisson/Gamma: the weights' own estimate alone (default: averaged with the "
-        "stabilised view of --vst, which costs 2x the time)",
+        help="Poisson/Gamma: the weights' own estimate alone (default: mixed with the "
+        "stabilised view of --vst, which costs 2x the time, 4x for Gamma)",
     )
     p.add_argument(
         "--no-opponent",
@@ -520,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--views",
         action="store_true",
         help="also measure the weights with the second views denoise adds by default: the "
-        "stabilised view of Poisson/Gamma (2x their time), the opponent-colour view of colour "
+        "stabilised view of Poisson/Gamma (2x/4x their time), the opponent-colour view of colour "
         "Gaussian estimates (4x)",
     )
     _add_device_option(p)

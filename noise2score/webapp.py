@@ -442,7 +442,8 @@ def build_demo(
                 vst = gr.Checkbox(
                     True,
                     label="Poisson/Gamma: also denoise through a stabilising transform (Anscombe, log) "
-                    "with the blind Gaussian weights, and take the mean (2x slower)",
+                    "with the blind Gaussian weights, and mix the two (Poisson: 2x slower; Gamma: "
+                    "4x, the share picked per image by SURE)",
                 )
                 opponent = gr.Checkbox(
                     True,
