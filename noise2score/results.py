@@ -209,7 +209,7 @@ def render(rows: list[dict]) -> str:
             "`ours + views`: the weights with the second views `denoise` adds by default (README,",
             "Denoise): Poisson and Gamma with the stabilised Gaussian view (`--vst`), colour",
             "Gaussian estimates with the opponent-colour view (`--opponent`), each the mean of",
-            "two estimates; the gap is that of `ours`.",
+            "two estimates (Gamma: a mix whose share SURE picks per image); the gap is that of `ours`.",
             "",
         ]
     views_head = "ours + views | " if viewed else ""
