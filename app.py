@@ -15,7 +15,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 exposes it)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--weights", action="append", help="bundled name or path; repeat for a choice")
-    parser.add_argument("--max-pixels", type=int, default=4_000_000, help="largest image accepted")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4_000_000,
+        help="largest image accepted; also the bound on work: second views are left out where "
+        "they would pass what the weights alone do on an image this large",
+    )
     parser.add_argument("--max-file-size", default="25mb", help="largest upload accepted")
     parser.add_argument(
         "--max-adapt-steps",

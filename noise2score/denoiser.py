@@ -99,6 +99,18 @@ class Denoiser:
         target = colour_gaussian(self)
         return target.opponent if target is not None else None
 
+    def work(self) -> int:
+        """Network passes over each pixel of an image, relative to the weights alone:
+        the self-ensemble, the second views, and the Gamma share's probe, which runs
+        both estimators again (fitting with ``adapt`` aside)."""
+        passes = (8 if self.ensemble else 1) * (self.channels if self.info.per_channel else 1)
+        if self.vst is not None:
+            passes += self.vst.work()
+            passes *= 2 if self.family == "gamma" else 1
+        if self.opponent is not None:
+            passes += self.channels * self.opponent.work()  # one gray pass per opponent channel
+        return passes
+
     @property
     def family(self) -> str:
         return self.info.family

@@ -45,7 +45,6 @@ from noise2score.white import (
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
-OPPONENT_COST = 4  # the opponent-colour view: left out where it would pass the bound on work
 MAX_ADAPT_STEPS = 240  # fitting to an upload: twice the measured 120 steps, about 4 minutes on 2 CPU cores
 
 
@@ -228,11 +227,10 @@ def run(
         level = pca_level(denoiser.family, y, read)
         if level is not None:
             denoiser = models.for_image(denoiser.channels, denoiser.family, level, NEAR_LEVEL)
-    denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=opponent)
-    cost = OPPONENT_COST * (ENSEMBLE_COST if ensemble else 1)
-    over = denoiser.gray_view is not None and pixels.shape[0] * pixels.shape[1] * cost > max_pixels
-    if over:
-        denoiser = _for_request(denoiser, ensemble=ensemble, vst=vst, opponent=False)
+    area = pixels.shape[0] * pixels.shape[1]
+    denoiser, left_out, asked = _within_work(
+        denoiser, area, max_pixels, ensemble=ensemble, vst=vst, opponent=opponent
+    )
     denoiser.adapt = adaptation  # a per-request copy: the served one stays as it was
     result = denoiser.denoise_tensor(y, None if level is None else float(level), read_noise=read)
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
@@ -243,10 +241,11 @@ def run(
         f"{f', fitted to the image first ({adaptation.steps} steps)' if adaptation else ''}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
-    if over:
+    if left_out:
+        views = f"{' and '.join(left_out)} view{'s were' if len(left_out) > 1 else ' was'}"
         info.append(
-            f"The opponent-colour view was left out: it does 4x the work, images up to "
-            f"{max_pixels // cost} pixels."
+            f"The {views} left out: with {'them' if len(left_out) > 1 else 'it'} this request does "
+            f"{asked}x the work of the weights alone, for images up to {max_pixels // asked} pixels."
         )
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
@@ -293,6 +292,25 @@ def _adaptation(steps, bound: int, progress) -> Adaptation | None:
     if not 0 <= steps <= bound or not steps.is_integer():
         raise ImageError(f"fitting to the image takes a whole number of steps, 0 to {bound} on this server")
     return Adaptation(steps=int(steps), progress=progress) if steps else None
+
+
+def _within_work(
+    served: Denoiser, area: int, max_pixels: int, *, ensemble: bool, vst: bool, opponent: bool
+) -> tuple[Denoiser, list[str], int]:
+    """The request's denoiser (:func:`_for_request`) within the bound on work: second
+    views are left out, the opponent-colour one first, while ``area`` pixels times its
+    network passes (:meth:`Denoiser.work`) pass ``max_pixels``. Returns it, the views
+    left out and the passes asked for."""
+    denoiser = _for_request(served, ensemble=ensemble, vst=vst, opponent=opponent)
+    asked, left_out = denoiser.work(), []
+    for view, kept in (("opponent-colour", {"vst": vst}), ("stabilised", {"vst": False})):
+        if area * denoiser.work() <= max_pixels:
+            break
+        fewer = _for_request(served, ensemble=ensemble, opponent=False, **kept)
+        if fewer.work() < denoiser.work():
+            denoiser = fewer
+            left_out.append(view)
+    return denoiser, left_out, asked
 
 
 def _for_request(served: Denoiser, *, ensemble: bool, vst: bool, opponent: bool) -> Denoiser:

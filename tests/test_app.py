@@ -340,6 +340,9 @@ def test_poisson_and_gamma_models_take_the_stabilised_view_unless_told_not_to(tm
     assert models.get("gamma50-gray").vst is not None  # the served model is left as it was
     assert psnr(read_image(both[0]).pixels, x) > psnr(read_image(alone[0]).pixels, x)
     assert DemoModels(["gamma50-gray"]).get("gamma50-gray").vst is None  # no Gaussian weights served
+    bounded = run(models, 128 * 128 * 3, image, "gamma50-gray", None, 50)  # the view does 4x the work
+    assert "stabilised view was left out" in bounded[2] and "stabilising" not in bounded[2]
+    assert "4x the work" in bounded[2]
     ensembled, real = [], denoiser_module.ensemble_score
     monkeypatch.setattr(
         denoiser_module, "ensemble_score", lambda once, y: ensembled.append(y.shape) or real(once, y)
@@ -390,7 +393,14 @@ def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_boun
     assert models.get("gaussian25-color").opponent is gray  # the served model is left as it was
     assert psnr(read_image(both[0]).pixels, x) > psnr(read_image(alone[0]).pixels, x)
     bounded = run(models, 96 * 96 * 3, image, "gaussian25-color", None, 25)  # 4x the work: over
-    assert "left out" in bounded[2] and "on opponent colours" not in bounded[2]
+    assert "opponent-colour view was left out" in bounded[2] and "on opponent colours" not in bounded[2]
+    gamma = make_noise("gamma", 50).sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
+    path = write_image(tmp_path / "gamma.png", gamma.clamp(0, 1).numpy())
+    bounded = run(
+        models, 96 * 96 * 10, str(path), "gamma50-color", None, 50
+    )  # 14x with both views, 8x without
+    assert "opponent-colour view was left out" in bounded[2] and "14x the work" in bounded[2]
+    assert "through a stabilising transform" in bounded[2] and "on opponent colours" not in bounded[2]
     ensembled, real = [], denoiser_module.ensemble_score
     monkeypatch.setattr(
         denoiser_module, "ensemble_score", lambda once, y: ensembled.append(y.shape) or real(once, y)

@@ -66,6 +66,32 @@ def test_the_result_mixes_the_family_estimate_and_the_stabilised_one(weights, fa
 
 
 @pytest.mark.parametrize(
+    ("weights", "views", "ensemble", "passes"),
+    [
+        ("poisson0.01-gray", {"vst": "auto"}, False, 2),
+        ("gamma50-gray", {"vst": "auto"}, False, 4),  # the share's probe runs both again
+        ("gamma50-color", {"vst": "auto", "opponent": "auto"}, False, 14),  # its own: per channel
+        ("gaussian25-color", {"opponent": "auto"}, True, 32),
+    ],
+)
+def test_work_counts_the_network_passes_over_each_pixel(weights, views, ensemble, passes):
+    denoiser = load_denoiser(weights, tile=None, **views)
+    denoiser.ensemble = ensemble
+    for second in (denoiser.vst, denoiser.gray_view):
+        if second is not None:
+            second.ensemble = ensemble
+    counted = []
+    networks = {denoiser.network, *(d.network for d in (denoiser.vst, denoiser.gray_view) if d)}
+    for network in networks:
+        network.register_forward_pre_hook(
+            lambda _, args: counted.append(args[0].shape[0] * args[0][0, 0].numel())
+        )
+    y = torch.rand(1, denoiser.channels, 48, 40) * 0.8 + 0.1
+    denoiser.denoise_tensor(y, 50 if "gamma" in weights else 0.01 if "poisson" in weights else 25)
+    assert denoiser.work() == passes == sum(counted) / (48 * 40)
+
+
+@pytest.mark.parametrize(
     ("weights", "level", "crop"), [("gamma50-gray", 50, 256), ("gamma50-color", 50, 192)]
 )
 def test_the_gamma_share_sure_picks_is_near_the_best_share(weights, level, crop, monkeypatch):
