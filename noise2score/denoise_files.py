@@ -87,6 +87,7 @@ def _denoise_file(
     whites: list[float] = []
     dim: list[bool] = []
     gray: list[bool] = []  # each image: gray stored as colour?
+    shares: list[float] = []  # each Gamma image: the stabilised view's share, picked by SURE
 
     def denoised(image: LoadedImage) -> np.ndarray:
         offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
@@ -99,6 +100,8 @@ def _denoise_file(
         given = level if level is not None else estimate
         result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
+        if result.view_share is not None and chosen.family == "gamma":
+            shares.append(result.view_share)
         return to_hwc(result.x_hat) * scale + offset
 
     if count == 1:
@@ -121,6 +124,8 @@ def _denoise_file(
         notes.append(f"estimated {used[0][0].info.family} level {_span(lvl for _, lvl in used)}")
     if read_noise:
         notes.append(f"read noise {read_noise:g}")
+    if shares:
+        notes.append(f"the stabilised view's share {_span(shares)}, picked by SURE")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
     # the weights picked per image; weights the user named only where views were added

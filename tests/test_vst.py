@@ -141,15 +141,16 @@ def test_denoise_adds_the_view_by_default_and_refuses_it_for_gaussian_noise(tmp_
     gamma = [image, "--noise", "gamma", "--level", "50"]
     for i, (extra, line) in enumerate(
         [
-            ([], "with gamma50-gray + gaussian-blind-gray (--vst)"),
+            ([], "picked by SURE) with gamma50-gray + gaussian-blind-gray (--vst)"),
             (["--vst"], "with gamma50-gray + gaussian-blind-gray (--vst)"),
-            (["--no-vst"], "with gamma50-gray\n"),
+            (["--no-vst"], "in.png with gamma50-gray\n"),
         ]
     ):
         out = tmp_path / f"out{i}"
         assert main(["denoise", *gamma, "-o", str(out), *extra]) == 0
         assert read_image(out / "in.png").pixels.shape == (64, 64, 1)
-        assert line in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert line in printed and ("the stabilised view's share " in printed) == ("--no-vst" not in extra)
     for args, message in [
         ([image, "--vst"], "--vst is for Poisson and Gamma noise: give --noise"),
         ([image, "--weights", "gaussian25-gray", "--vst"], "for Poisson and Gamma noise\n"),
