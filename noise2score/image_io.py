@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import png
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MIN_SIDE = 8  # smaller images carry too little context for a score network
@@ -52,8 +52,9 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     """Read PNG, JPEG or TIFF (8/16-bit integer or float32, gray or RGB).
 
     Palette images become RGB; an alpha channel is dropped when fully opaque and
-    refused otherwise. A multi-page TIFF (a stack) is refused: :func:`read_pages`
-    reads those. Raises :class:`ImageError` with a one-line message.
+    refused otherwise. A multi-page TIFF (a stack) or an animation (GIF, PNG, WebP) is
+    refused: :func:`read_pages` reads those. Raises :class:`ImageError` with a
+    one-line message.
     """
     path = _existing(path)
     with _reading(path):
@@ -72,21 +73,33 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
 
 
 def count_pages(path: str | Path) -> int:
-    """How many images ``path`` holds: the full-size pages of a TIFF, else 1."""
+    """How many images ``path`` holds: the full-size pages of a TIFF, the frames of an
+    animation, else 1."""
     path = _existing(path)
-    if not _is_tiff(path):
-        return 1
-    with _reading(path), tifffile.TiffFile(path) as tif:
-        return len(_full_pages(path, tif))
+    with _reading(path):
+        if not _is_tiff(path):
+            with Image.open(path) as image:
+                return getattr(image, "n_frames", 1)
+        with tifffile.TiffFile(path) as tif:
+            return len(_full_pages(path, tif))
 
 
 def read_pages(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[LoadedImage]:
     """The images in ``path``, one at a time: each page of a TIFF stack in order (its
-    thumbnails left out), or the one image of any other file. ``max_pixels`` bounds
-    each page; pages are decoded as they are asked for."""
+    thumbnails left out), each frame of an animation, or the one image of any other
+    file. ``max_pixels`` bounds each page; pages are decoded as they are asked for."""
     path = _existing(path)
     if not _is_tiff(path):
-        yield read_image(path, max_pixels=max_pixels)
+        frames = count_pages(path)
+        if frames == 1:
+            yield read_image(path, max_pixels=max_pixels)
+            return
+        with _reading(path), Image.open(path) as image:
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
+                name = f"{path} (frame {index + 1} of {frames})"
+                _check_size(name, *frame.size, max_pixels)
+                array = _pillow_array(frame)
+                yield LoadedImage(to_float(array, name=name, max_pixels=max_pixels), array.dtype, path)
         return
     with _reading(path), tifffile.TiffFile(path) as tif:
         pages = _full_pages(path, tif)
@@ -151,17 +164,28 @@ def _page_array(name: str | Path, page: tifffile.TiffPage, max_pixels: int) -> n
 
 def _read_with_pillow(path: Path, max_pixels: int) -> np.ndarray:
     with Image.open(path) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            raise ImageError(
+                f"{path}: an animation of {frames} frames; give one image "
+                "(`noise2score denoise` and training take animations frame by frame)"
+            )
         _check_size(path, *image.size, max_pixels)
         if image.format == "PNG" and image.mode == "RGB" and _png_bitdepth(path) == 16:
             return _read_png16(path)  # Pillow reduces 16-bit RGB PNG to 8 bits
-        image.load()
-        if image.mode in ("P", "PA"):
-            image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB")
-        elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
-            image = image.convert("L" if image.mode == "1" else "RGB")
-        elif image.mode.startswith("I;16"):
-            return np.asarray(image).astype(np.uint16)
-        return np.asarray(image)
+        return _pillow_array(image)
+
+
+def _pillow_array(image: Image.Image) -> np.ndarray:
+    """An opened image (or an animation's frame) as gray, RGB or RGBA values."""
+    image.load()
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB")
+    elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
+        image = image.convert("L" if image.mode == "1" else "RGB")
+    elif image.mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    return np.asarray(image)
 
 
 def _png_bitdepth(path: Path) -> int:

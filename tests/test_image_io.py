@@ -139,6 +139,19 @@ def test_a_tiff_stack_is_read_page_by_page_and_refused_as_one_image(tmp_path):
         read_image(tmp_path / "s.tif")
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_an_animation_is_read_frame_by_frame_and_refused_as_one_image(tmp_path, suffix):
+    frames = [RNG.integers(0, 256, (20, 30), dtype=np.uint8) for _ in range(3)]
+    path = tmp_path / f"a{suffix}"
+    first, *rest = (Image.fromarray(f) for f in frames)
+    first.save(path, save_all=True, append_images=rest, lossless=True)
+    assert count_pages(path) == 3
+    read = [page.pixels[..., 0] for page in read_pages(path)]
+    assert np.allclose(read, np.array(frames) / 255)
+    with pytest.raises(ImageError, match="an animation of 3 frames"):
+        read_image(path)
+
+
 def test_previews_are_not_pages(tmp_path):
     image = RNG.random((24, 32)).astype(np.float32)
     with tifffile.TiffWriter(tmp_path / "p.tif") as tiff:
