@@ -303,10 +303,10 @@ def _within_work(
     left out and the passes asked for."""
     denoiser = _for_request(served, ensemble=ensemble, vst=vst, opponent=opponent)
     asked, left_out = denoiser.work(), []
-    for view, kept in (("opponent-colour", {"vst": vst}), ("stabilised", {"vst": False})):
+    for view, keep_vst in (("opponent-colour", vst), ("stabilised", False)):
         if area * denoiser.work() <= max_pixels:
             break
-        fewer = _for_request(served, ensemble=ensemble, opponent=False, **kept)
+        fewer = _for_request(served, ensemble=ensemble, vst=keep_vst, opponent=False)
         if fewer.work() < denoiser.work():
             denoiser = fewer
             left_out.append(view)

@@ -396,9 +396,8 @@ def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_boun
     assert "opponent-colour view was left out" in bounded[2] and "on opponent colours" not in bounded[2]
     gamma = make_noise("gamma", 50).sample(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
     path = write_image(tmp_path / "gamma.png", gamma.clamp(0, 1).numpy())
-    bounded = run(
-        models, 96 * 96 * 10, str(path), "gamma50-color", None, 50
-    )  # 14x with both views, 8x without
+    # colour Gamma: 14x the work with both views, 8x without the opponent-colour one
+    bounded = run(models, 96 * 96 * 10, str(path), "gamma50-color", None, 50)
     assert "opponent-colour view was left out" in bounded[2] and "14x the work" in bounded[2]
     assert "through a stabilising transform" in bounded[2] and "on opponent colours" not in bounded[2]
     ensembled, real = [], denoiser_module.ensemble_score
