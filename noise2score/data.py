@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from noise2score.image_io import ImageError, gray_stored_as_colour, list_images, read_pages
+from noise2score.image_io import NO_IMAGES, ImageError, gray_stored_as_colour, list_images, read_pages
 from noise2score.noise import make_noise
 from noise2score.noisy_copy import RECORD_NAME, as_list, read_record
 from noise2score.white import unit_range
@@ -33,7 +33,7 @@ def load_folder(
     ``black`` (file units) map to 1 and 0, as ``denoise --white --black``."""
     images = load_images(list_images(folder), channels, white, black)
     if not images:
-        raise ImageError(f"{folder}: no PNG, JPEG or TIFF images found")
+        raise ImageError(f"{folder}: {NO_IMAGES}")
     return images
 
 

@@ -182,6 +182,7 @@ def denoise_files(
     sources = expand_inputs(inputs)
     make_folder(out_dir)
     source_set = {p.resolve() for p in sources if p.exists()}
+    written: dict[Path, Path] = {}  # output -> the input that this run wrote it from
     failures = 0
     for source in tqdm(sources, desc="denoise", unit="image", disable=len(sources) < 2):
         target = output_path(source, out_dir, fmt)
@@ -190,9 +191,15 @@ def denoise_files(
                 raise ImageError(
                     f"{source}: output {target} would overwrite an input; choose another --output"
                 )
+            if target.resolve() in written:
+                raise ImageError(
+                    f"{source}: output {target} is already the result of {written[target.resolve()]}; "
+                    "denoise one of them on its own"
+                )
             if target.exists() and not overwrite:
                 raise ImageError(f"{target} exists; pass --overwrite to replace it")
             note = _denoise_file(denoiser, source, target, level, white, black, read_noise)
+            written[target.resolve()] = source
             tqdm.write(f"{source} -> {target}{note}")
         except ImageError as err:
             failures += 1

@@ -13,7 +13,7 @@ import math
 import statistics
 
 from noise2score.data import load_images
-from noise2score.image_io import ImageError, list_images
+from noise2score.image_io import NO_IMAGES, ImageError, list_images
 from noise2score.level import pca_level
 from noise2score.noisy_copy import RECORD_NAME, read_record
 
@@ -86,7 +86,7 @@ def estimate_level(
     ``folders``, spread evenly (only those files are read), and how many images it took."""
     paths = [p for folder in folders for p in list_images(folder)]
     if not paths:
-        raise ImageError(f"{', '.join(folders)}: no PNG, JPEG or TIFF images found")
+        raise ImageError(f"{', '.join(folders)}: {NO_IMAGES}")
     chosen = paths[:: max(1, len(paths) // SAMPLE)][:SAMPLE]
     images = load_images(chosen, channels, white, black)[:SAMPLE]  # a stack's pages count one by one
     found = [v for v in (pca_level(family, t[None]) for _, t in images) if v is not None]

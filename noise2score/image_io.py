@@ -20,7 +20,10 @@ import png
 import tifffile
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # read and written
+# Also taken from folders; read only (a result of one is written as PNG).
+READ_ONLY_SUFFIXES = (".webp", ".bmp")
+NO_IMAGES = "no PNG, JPEG, TIFF, WebP or BMP images found"  # a folder without any
 MIN_SIDE = 8  # smaller images carry too little context for a score network
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -49,7 +52,7 @@ def gray_stored_as_colour(pixels: np.ndarray) -> bool:
 
 
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read PNG, JPEG or TIFF (8/16-bit integer or float32, gray or RGB).
+    """Read PNG, JPEG, TIFF, WebP or BMP (8/16-bit integer or float32, gray or RGB).
 
     Palette images become RGB; an alpha channel is dropped when fully opaque and
     refused otherwise. A multi-page TIFF (a stack) or an animation (GIF, PNG, WebP) is
@@ -326,11 +329,12 @@ def make_folder(path: str | Path, what: str = "output folder") -> Path:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
+    """Image files directly inside ``folder`` (PNG, JPEG, TIFF, WebP, BMP), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    suffixes = IMAGE_SUFFIXES + READ_ONLY_SUFFIXES
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())
 
 
 def _first_line(err: BaseException) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from kornia.color import rgb_to_grayscale
 
 from noise2score.datasets import sha256_file
-from noise2score.image_io import ImageError, list_images, make_folder, read_image, write_image
+from noise2score.image_io import NO_IMAGES, ImageError, list_images, make_folder, read_image, write_image
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.noise import NoiseModel, make_noise, seeded_generator
 
@@ -87,7 +87,7 @@ def make_noisy(
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     sources = list_images(clean_dir)
     if not sources:
-        raise ImageError(f"{clean_dir}: no PNG, JPEG or TIFF images found")
+        raise ImageError(f"{clean_dir}: {NO_IMAGES}")
     make_folder(out_dir)
     if out_dir.resolve() == clean_dir.resolve():
         raise ImageError(f"{out_dir}: the output folder must differ from the clean folder")

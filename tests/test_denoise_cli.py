@@ -68,6 +68,29 @@ def test_refuses_to_write_over_an_input(weights_file, tmp_path, capsys):
     assert "overwrite an input" in capsys.readouterr().err
 
 
+def test_two_inputs_of_one_output_name_do_not_overwrite_each_other(weights_file, tmp_path, capsys):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "a.png", RNG.random((40, 40, 1)))
+    out = tmp_path / "out"
+    inputs = (tmp_path / "x" / "a.png", tmp_path / "y" / "a.png")
+    code = _denoise(weights_file, *inputs, "--output", out, "--overwrite")
+    assert code != 0 and sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert "already the result of" in capsys.readouterr().err
+
+
+def test_folders_give_webp_and_bmp_too_written_as_png(weights_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = RNG.integers(0, 256, (40, 40), dtype=np.uint8)
+    Image.fromarray(pixels).save(src / "a.webp", lossless=True)
+    Image.fromarray(pixels).save(src / "b.bmp")
+    assert _denoise(weights_file, src, "--output", tmp_path / "out") == 0
+    assert read_image(tmp_path / "out" / "b.png").pixels.shape == (40, 40, 1)
+    webp = read_image(tmp_path / "out" / "a.png").pixels  # WebP has no gray mode: gray stored as RGB
+    assert webp.shape == (40, 40, 3) and (webp == webp[..., :1]).all()
+
+
 @pytest.mark.parametrize("output", ["a.png", "a.png/sub"])
 def test_an_output_path_through_a_file_is_a_one_line_error(weights_file, tmp_path, output, capsys):
     write_image(tmp_path / "a.png", RNG.random((40, 40, 1)))
