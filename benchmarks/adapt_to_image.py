@@ -22,7 +22,6 @@ scikit-image's ``moon`` and ``page``, unlike the training photos:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -57,9 +56,10 @@ def adapt(args: argparse.Namespace, path: Path, spec: EvalSpec) -> dict:
             curve.append([step, round(measured(scored) - before, 3)])
 
     settings = Adaptation(args.steps, args.lr, args.batch, args.crop, args.ema, args.sigma_a, seed=None)
-    scorer_of = functools.partial(
-        channel_scorer, per_channel=denoiser.info.per_channel, context=denoiser.info.context
-    )
+
+    def scorer_of(network: torch.nn.Module, _which: torch.Tensor | None) -> torch.nn.Module:
+        return channel_scorer(network, per_channel=denoiser.info.per_channel, context=denoiser.info.context)
+
     start = time.perf_counter()
     scored = fitted_network(network, scorer_of, y, args.sigma_a, settings, on_step=follow)
     after = measured(scored)

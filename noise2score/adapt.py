@@ -10,7 +10,7 @@ Measured in benchmarks/RECIPES.md ("Fitting the network to the image being denoi
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -21,6 +21,8 @@ from noise2score.score_loss import ardae_loss
 from noise2score.weights import WeightsInfo
 
 MAX_STEPS = 10_000
+# Recorded with results: 2 since the second views' networks are fitted too (1: the weights' alone).
+REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -47,38 +49,47 @@ class Adaptation:
             raise ValueError(f"adaptation steps must be in 1..{MAX_STEPS}, got {self.steps}")
 
     def record(self) -> dict:
-        """The settings, for a result's record (the progress hook is not one)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
+        """The settings, for a result's record (the progress hook is not one), and what
+        is fitted (``REVISION``)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
+        return settings | {"revision": REVISION}
 
 
 def fitted_network(
     network: nn.Module,
-    scorer_of: Callable[[nn.Module], nn.Module],
+    scorer_of: Callable[[nn.Module, Tensor | None], nn.Module],
     y: Tensor,
-    sigma_a: float,
+    sigma_a: float | Sequence[float],
     settings: Adaptation,
     on_step: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
-    """A copy of ``network`` fitted to ``y`` (1, C, H, W), in eval mode: the weight
-    average where ``settings.ema``, else the last weights. ``scorer_of`` makes the
-    score of images from a network (the weights' own way); ``sigma_a``: the AR-DAE
-    perturbation (:func:`perturbation`). ``on_step(step, network)`` is called after each
-    step with the network that would score now (to follow the fit)."""
+    """A copy of ``network`` fitted to ``y`` (N, C, H, W): one image, or N images of one
+    size fitted together (the opponent view's three channels), in eval mode: the weight
+    average where ``settings.ema``, else the last weights. ``scorer_of(network, which)``
+    makes the score of a batch of crops, the weights' own way; ``which``: the image each
+    crop came from, None where there is one image. ``sigma_a``: the AR-DAE perturbation
+    (:func:`perturbation`), one for all images or one per image. ``on_step(step,
+    network)`` is called after each step with the network that would score now."""
     device = next(network.parameters()).device
     seeded = settings.seed is not None
     crop_generator = torch.Generator().manual_seed(settings.seed) if seeded else None
     draw_generator = torch.Generator(device=device).manual_seed(settings.seed + 1) if seeded else None
     with torch.inference_mode(False), torch.enable_grad():
         y = y.detach().clone().float()  # a normal tensor even where the caller is in inference mode
+        sigmas = torch.tensor(sigma_a, dtype=torch.float32).reshape(-1)
+        if len(sigmas) not in (1, y.shape[0]):
+            raise ValueError(f"{len(sigmas)} perturbations for {y.shape[0]} images")
         trained = copy.deepcopy(network).train().requires_grad_(True)
         average = copy.deepcopy(trained).eval().requires_grad_(False) if settings.ema else None
-        scorer = scorer_of(trained)
+        scorer = scorer_of(trained, None) if y.shape[0] == 1 else None
         optimizer = torch.optim.Adam(trained.parameters(), lr=settings.lr)
         size = min(settings.crop, *y.shape[-2:])
         scored = average if average is not None else trained
         for step in range(1, settings.steps + 1):
-            crops = random_crops(y, size, settings.batch, crop_generator).to(device)
-            loss = ardae_loss(scorer, crops, torch.tensor(sigma_a), antithetic=True, generator=draw_generator)
+            crops, which = random_crops(y, size, settings.batch, crop_generator)
+            sigma = sigmas[0] if len(sigmas) == 1 else sigmas[which].view(-1, 1, 1, 1)
+            step_scorer = scorer if which is None else scorer_of(trained, which)
+            loss = ardae_loss(step_scorer, crops.to(device), sigma, antithetic=True, generator=draw_generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -108,16 +119,23 @@ def perturbation(info: WeightsInfo, settings: Adaptation, level: float | None) -
     return base * float(make_noise(info.family, info.level).sigma_a_scale(torch.tensor([float(level)])))
 
 
-def random_crops(y: Tensor, size: int, count: int, generator: torch.Generator | None = None) -> Tensor:
-    """``count`` ``size``-square crops of ``y`` (1, C, H, W), each turned by a random
-    quarter and mirrored half the time, as one channels-last batch."""
-    height, width = y.shape[-2:]
-    crops = []
+def random_crops(
+    y: Tensor, size: int, count: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """``count`` ``size``-square crops of ``y`` (N, C, H, W), each turned by a random
+    quarter and mirrored half the time, as one channels-last batch, with the image each
+    came from (None for one image: then no image is drawn, and the draws stay those of
+    one image)."""
+    images, (height, width) = y.shape[0], y.shape[-2:]
+    crops, which = [], []
     for _ in range(count):
+        k = int(torch.randint(0, images, (1,), generator=generator)) if images > 1 else 0
         i, j, turns = (
             int(torch.randint(0, n, (1,), generator=generator))
             for n in (height - size + 1, width - size + 1, 4)
         )
-        crop = torch.rot90(y[..., i : i + size, j : j + size], turns, (-2, -1))
+        crop = torch.rot90(y[k : k + 1, :, i : i + size, j : j + size], turns, (-2, -1))
         crops.append(crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop)
-    return torch.cat(crops).contiguous(memory_format=torch.channels_last)
+        which.append(k)
+    batch = torch.cat(crops).contiguous(memory_format=torch.channels_last)
+    return batch, (torch.tensor(which) if images > 1 else None)

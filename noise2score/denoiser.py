@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +22,10 @@ from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score, pca_level
 from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
-from noise2score.noise import make_noise
-from noise2score.opponent import opponent_estimate
+from noise2score.noise import NoiseModel, make_noise
+from noise2score.opponent import fitted_opponent_view, opponent_estimate
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
-from noise2score.vst import stabilised_estimate, stabilised_mix
+from noise2score.vst import fitted_stabilised_view, stabilised_estimate, stabilised_mix
 from noise2score.weights import WeightsInfo, load_weights
 from noise2score.white import White, unit_range, unit_spread
 
@@ -51,7 +51,8 @@ class Denoiser:
     ``device``: where the network runs (see :func:`inference_device`); inputs and
     results stay on theirs, tiles travel.
     ``adapt``: fit a copy of the network to each image before it scores it
-    (:mod:`noise2score.adapt`); the second views keep their own weights.
+    (:mod:`noise2score.adapt`), and copies of the second views' networks to what they
+    see of it.
     """
 
     def __init__(
@@ -140,20 +141,57 @@ class Denoiser:
             return told_scorer(network, self.info, torch.tensor([float(level)]))
         return channel_scorer(network, per_channel=self.info.per_channel, context=self.info.context)
 
-    def fitted_to(self, y: Tensor, level: float | None) -> Denoiser:
-        """A copy whose network is fitted to ``y`` (``self.adapt``, :mod:`noise2score.adapt`),
-        without the second views; ``self`` is left as it was."""
-        if level is None and self.info.levels:  # trained across levels: sigma_a goes with the level
-            level = estimate_level_without_score(self.family, y)
-        network = fitted_network(
-            self.network,
-            functools.partial(self._scorer_of, level=level),
-            y,
-            perturbation(self.info, self.adapt, level),
-            self.adapt,
-        )
+    def fitted_to(
+        self, y: Tensor, level: float | None | Sequence[float], settings: Adaptation | None = None
+    ) -> Denoiser:
+        """A copy whose network is fitted to ``y`` (``settings``, by default ``self.adapt``;
+        :mod:`noise2score.adapt`), without the second views; ``self`` is left as it was.
+        ``y`` may hold several images of one size, fitted together, ``level`` then one per
+        image."""
+        settings = settings or self.adapt
+        levels = list(level) if isinstance(level, Sequence) else [level] * y.shape[0]
+        if self.info.levels:  # trained across levels: sigma_a goes with the level
+            levels = [
+                estimate_level_without_score(self.family, y[i : i + 1]) if v is None else v
+                for i, v in enumerate(levels)
+            ]
+
+        def scorer_of(network: nn.Module, which: Tensor | None) -> nn.Module:
+            if not self.info.level_input:
+                return self._scorer_of(network, None)
+            told = levels if which is None else [levels[i] for i in which.tolist()]
+            return told_scorer(network, self.info, torch.tensor([float(v) for v in told]))
+
+        sigma_a = [perturbation(self.info, settings, v) for v in levels]
+        network = fitted_network(self.network, scorer_of, y, sigma_a, settings)
         options = {"tile": self.tile, "overlap": self.overlap, "batch_size": self.batch_size}
         return Denoiser(network, self.info, bf16=self.bf16, ensemble=self.ensemble, **options)
+
+    def fitted(self, y: Tensor, level: float | Sequence[float], settings: Adaptation) -> Denoiser:
+        """A copy with every network fitted (``settings``) to what it denoises of ``y`` at
+        ``level`` (known): its own, and its second views' (:meth:`fitted_views`)."""
+        copy = self.fitted_to(y, level, settings)
+        if self.vst is not None or self.opponent is not None:
+            copy.with_vst(None).with_opponent(None)  # the checks want the views set after
+            vst, opponent = self.fitted_views(y, make_noise(self.family, level), settings)
+            copy.with_vst(vst).with_opponent(opponent)
+        return copy
+
+    def fitted_views(
+        self, y: Tensor, noise: NoiseModel, settings: Adaptation
+    ) -> tuple[Denoiser | None, Denoiser | None]:
+        """(stabilised view, opponent view), each a copy fitted to what it sees of ``y``:
+        the Gaussian weights to the stabilised image (and their own opponent view), the
+        gray weights to the three opponent channels together; None where there is none."""
+        vst, opponent = self.vst, self.opponent
+        return (
+            None if vst is None else fitted_stabilised_view(vst, y, noise, settings),
+            None if opponent is None else fitted_opponent_view(opponent, y, noise.level, settings),
+        )
+
+    def fits(self) -> int:
+        """Networks that ``adapt`` fits for each image: its own and its second views'."""
+        return 1 + (self.vst.fits() if self.vst is not None else 0) + (self.opponent is not None)
 
     def denoise_tensor(
         self, y: Tensor, level: float | None = None, *, level_method: str = "auto", read_noise: float = 0.0
@@ -176,23 +214,25 @@ class Denoiser:
         estimated = level is None
         if estimated and self.info.level_input:  # the network needs the level: estimate it first
             level = estimate_level_without_score(self.family, y, method=level_method)
-        scoring = self.fitted_to(y, level) if self.adapt else self
+        fit = _whole_fit(self.adapt, self.fits())
+        scoring = self.fitted_to(y, level, fit) if fit else self
         score = scoring.score(y, level)
         if estimated and not self.info.level_input:
             level = estimate_level(self.family, y, score, method=level_method)
         noise = make_noise(self.family, level)
         x_hat, guarded = noise.tweedie_with_guard(y, score)
+        vst, opponent = self.fitted_views(y, noise, fit) if fit else (self.vst, self.opponent)
         share = None
-        if self.vst is not None:
+        if vst is not None:
             x_hat, share = stabilised_mix(
                 y,
                 noise,
                 lambda v: noise.tweedie_with_guard(v, scoring.score(v, level))[0],
-                lambda v: stabilised_estimate(self.vst, v, noise),
+                lambda v: stabilised_estimate(vst, v, noise),
                 x_hat,
             )
-        if self.opponent is not None:
-            x_hat = (x_hat + opponent_estimate(self.opponent, y, level)) / 2
+        if opponent is not None:
+            x_hat = (x_hat + opponent_estimate(opponent, y, level)) / 2
         seconds = time.perf_counter() - start
         return DenoiseResult(x_hat, float(level), estimated, seconds, guarded, view_share=share)
 
@@ -407,3 +447,21 @@ def measured_psnr(info: WeightsInfo, family: str, level: float) -> dict[str, flo
     noise = str(make_noise(family, level))
     rows = info.card.get("evaluation", [])
     return {r["dataset"]: r["psnr"] for r in rows if r.get("noise", "").split(",")[0] == noise}
+
+
+class _Spread:
+    """A progress report of several fits in a row, each reporting 0 -> 1 of its own."""
+
+    def __init__(self, report: Callable[[float], None], fits: int) -> None:
+        self.report, self.fits, self.done = report, fits, 0
+
+    def __call__(self, fraction: float) -> None:
+        self.report(min((self.done + fraction) / self.fits, 1.0))
+        self.done += fraction >= 1.0
+
+
+def _whole_fit(settings: Adaptation | None, fits: int) -> Adaptation | None:
+    """``settings`` for ``fits`` fits in a row, their progress spread over one report."""
+    if settings is None or settings.progress is None or fits == 1:
+        return settings
+    return dataclasses.replace(settings, progress=_Spread(settings.progress, fits))

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
+    from noise2score.adapt import Adaptation
     from noise2score.denoiser import Denoiser
 
 OPPONENT = torch.tensor(
@@ -32,6 +33,25 @@ def opponent_estimate(gray: Denoiser, y: Tensor, sigma: float) -> Tensor:
     level ``sigma`` (/255), made by the 1-channel Gaussian weights ``gray`` on each
     opponent channel. A channel whose noise falls outside the weights' levels (one
     level for fixed-level weights) is scaled about the centre to bring it inside."""
+    out = []
+    for (channel, level, gain), offset in zip(_channels(gray, y, sigma), OFFSET, strict=True):
+        x_hat = gray.denoise_tensor(channel.float(), level).x_hat.to(y.device).double()
+        out.append((x_hat - CENTRE) / gain + CENTRE - offset)
+    inverse = torch.linalg.inv(OPPONENT.to(y.device))
+    return torch.einsum("ij,bjhw->bihw", inverse, torch.cat(out, 1)).to(y.dtype)
+
+
+def fitted_opponent_view(gray: Denoiser, y: Tensor, sigma: float, settings: Adaptation) -> Denoiser:
+    """A copy of ``gray`` fitted (``settings``) to the three opponent channels of ``y``
+    together, each at its own level, as :func:`opponent_estimate` gives them."""
+    channels, levels, _ = zip(*_channels(gray, y, sigma), strict=True)
+    return gray.fitted_to(torch.cat(channels).float(), levels, settings)
+
+
+def _channels(gray: Denoiser, y: Tensor, sigma: float) -> list[tuple[Tensor, float, float]]:
+    """(channel, its noise level, gain) for each opponent channel of ``y``: the channel
+    offset into [0, 1] and scaled about the centre by the gain that brings its noise into
+    the levels of the weights ``gray``."""
     matrix = OPPONENT.to(y.device)
     z = torch.einsum("ij,bjhw->bihw", matrix, y.double())
     levels = gray.info.levels if gray.info.blind else (gray.info.level, gray.info.level)
@@ -39,7 +59,5 @@ def opponent_estimate(gray: Denoiser, y: Tensor, sigma: float) -> Tensor:
     for c, (row, offset) in enumerate(zip(matrix, OFFSET, strict=True)):
         level = sigma * float(row.norm())
         gain = min(max(level, levels[0]), levels[1]) / level
-        channel = (z[:, c : c + 1] + offset - CENTRE) * gain + CENTRE
-        x_hat = gray.denoise_tensor(channel.float(), level * gain).x_hat.to(y.device).double()
-        out.append((x_hat - CENTRE) / gain + CENTRE - offset)
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(matrix), torch.cat(out, 1)).to(y.dtype)
+        out.append(((z[:, c : c + 1] + offset - CENTRE) * gain + CENTRE, level * gain, gain))
+    return out

@@ -27,6 +27,7 @@ from torch import Tensor
 from noise2score.noise import NoiseModel
 
 if TYPE_CHECKING:
+    from noise2score.adapt import Adaptation
     from noise2score.denoiser import Denoiser
 
 # Robust ends of the stabilised image, percent at each side: mapped to 0 and 1.
@@ -86,12 +87,26 @@ def unit_span(z: np.ndarray, sigma: float, levels: tuple[float, float]) -> tuple
 def stabilised_estimate(gaussian: Denoiser, y: Tensor, noise: NoiseModel) -> Tensor:
     """Estimate of the clean image behind Poisson or Gamma noisy ``y`` (1, C, H, W), made
     by ``gaussian`` (Gaussian weights) on its stabilised, unit-range version."""
+    u, low, span, level = _unit_stabilised(gaussian, y, noise)
+    d = gaussian.denoise_tensor(u, level).x_hat.double().numpy() * span + low
+    return torch.from_numpy(unstabilise(d, noise).astype(np.float32))
+
+
+def fitted_stabilised_view(
+    gaussian: Denoiser, y: Tensor, noise: NoiseModel, settings: Adaptation
+) -> Denoiser:
+    """A copy of ``gaussian`` (and its own views) fitted (``settings``) to the stabilised,
+    unit-range version of ``y`` that :func:`stabilised_estimate` gives it."""
+    u, _, _, level = _unit_stabilised(gaussian, y, noise)
+    return gaussian.fitted(u, level, settings)
+
+
+def _unit_stabilised(gaussian: Denoiser, y: Tensor, noise: NoiseModel) -> tuple[Tensor, float, float, float]:
+    """(stabilised ``y`` on the unit range, its low end, span, Gaussian level in /255)."""
     z, sigma = stabilise(y.detach().cpu().double().numpy(), noise)
     info = gaussian.info
     low, span, level = unit_span(z, sigma, info.levels if info.blind else (info.level, info.level))
-    u = torch.from_numpy(((z - low) / span).astype(np.float32))
-    d = gaussian.denoise_tensor(u, level).x_hat.double().numpy() * span + low
-    return torch.from_numpy(unstabilise(d, noise).astype(np.float32))
+    return torch.from_numpy(((z - low) / span).astype(np.float32)), low, span, level
 
 
 Estimator = Callable[[Tensor], Tensor]

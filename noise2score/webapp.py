@@ -45,7 +45,7 @@ from noise2score.white import (
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
 ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
-MAX_ADAPT_STEPS = 240  # fitting to an upload: twice the measured 120 steps, about 4 minutes on 2 CPU cores
+MAX_ADAPT_STEPS = 240  # fitting to an upload, over all its networks: about 4 minutes on 2 CPU cores
 
 
 class DemoModels:
@@ -231,6 +231,12 @@ def run(
     denoiser, left_out, asked = _within_work(
         denoiser, area, max_pixels, ensemble=ensemble, vst=vst, opponent=opponent
     )
+    if adaptation and adaptation.steps * denoiser.fits() > max_adapt_steps:
+        fits = denoiser.fits()
+        raise ImageError(
+            f"fitting {fits} networks (the weights and their second views) takes {fits}x the steps: "
+            f"up to {max_adapt_steps // fits} steps with these views on this server"
+        )
     denoiser.adapt = adaptation  # a per-request copy: the served one stays as it was
     result = denoiser.denoise_tensor(y, None if level is None else float(level), read_noise=read)
     x_hat, noisy = to_hwc(result.x_hat), to_hwc(y)
@@ -473,8 +479,9 @@ def build_demo(
                     max(max_adapt_steps, 1),
                     value=0,
                     step=10,
-                    label="Fit the network to this image first: AR-DAE steps on its own crops "
-                    "(0 = off; 120 gained 0.05-0.5 dB; 1-2 s a step on a CPU)",
+                    label="Fit the network to this image first: AR-DAE steps on its own crops, "
+                    "as many for each view's network (0 = off; 120 gained 0.05-0.5 dB; 1-2 s a "
+                    "step on a CPU)",
                     visible=max_adapt_steps > 0,
                     elem_id="adapt-steps",
                 )

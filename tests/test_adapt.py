@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from noise2score.adapt import Adaptation, perturbation
+from noise2score import adapt
+from noise2score.adapt import Adaptation, fitted_network, perturbation
 from noise2score.cli import main
-from noise2score.denoiser import Denoiser
+from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import write_image
-from noise2score.networks import build_network
+from noise2score.networks import build_network, channel_scorer
 from noise2score.noise import make_noise
 from noise2score.weights import WeightsInfo
 from tests.conftest import SHARED_DATASETS, require_shared
@@ -63,6 +64,59 @@ def test_each_image_gets_a_fitted_copy_and_the_same_image_the_same_result(info, 
     assert (first - plain).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize(
+    ("weights", "views", "level", "fitted"),
+    [
+        ("gaussian25-color", {"opponent": "auto"}, 25.0, [(1, 3), (3, 1)]),
+        ("poisson0.05-color", {"vst": "auto", "opponent": "auto"}, 0.05, [(1, 3), (1, 3), (3, 1)]),
+        ("gamma50-gray", {"vst": "auto"}, 50.0, [(1, 1), (1, 1)]),
+    ],
+)
+def test_the_second_views_are_fitted_too_each_to_what_it_sees(weights, views, level, fitted, monkeypatch):
+    calls = []
+
+    def recorded(network, scorer_of, y, sigma_a, settings, on_step=None):
+        calls.append((tuple(y.shape[:2]), sigma_a))
+        return fitted_network(network, scorer_of, y, sigma_a, settings, on_step)
+
+    monkeypatch.setattr("noise2score.denoiser.fitted_network", recorded)
+    done = []
+    denoiser = load_denoiser(weights, device="cpu", **views)
+    served = {id(d): _state(d) for d in (denoiser, denoiser.vst, denoiser.gray_view) if d is not None}
+    denoiser.adapt = Adaptation(steps=2, batch=2, crop=32, progress=done.append)
+    channels = denoiser.channels
+    y = torch.rand(1, channels, 40, 48, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    denoiser.denoise_tensor(y, level)
+    assert [shape for shape, _ in calls] == fitted and denoiser.fits() == len(fitted)
+    if denoiser.gray_view is not None:  # one perturbation per opponent channel, with its level
+        sigma_a = calls[-1][1]
+        assert len(sigma_a) == 3 and sigma_a[0] < sigma_a[2] < sigma_a[1]  # rows 0.58, 0.61, 0.71
+    assert done == sorted(done) and done[-1] == 1 and len(done) == 2 * len(fitted)
+    for d in (denoiser, denoiser.vst, denoiser.gray_view):  # the served weights stay as they were
+        if d is not None:
+            assert all(torch.equal(served[id(d)][k], v) for k, v in d.network.state_dict().items())
+
+
+def test_several_images_are_fitted_together_each_crop_told_its_own_level():
+    info = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "t", levels=(5.0, 55.0), level_input=True)
+    network = build_network(info.network, info.network_channels, info.network_out_channels)
+    seen = []
+
+    def scorer_of(net, which):
+        seen.append(which)
+        return channel_scorer(net, per_channel=False, context=False, level_scale=torch.ones(len(which)))
+
+    y = torch.rand(3, 1, 40, 40)
+    fitted_network(network, scorer_of, y, [0.001, 0.002, 0.003], Adaptation(steps=3, batch=4, crop=16))
+    assert len(seen) == 3 and all(w.shape == (4,) and w.min() >= 0 and w.max() <= 2 for w in seen)
+    assert len(torch.cat(seen).unique()) > 1  # crops come from more than one image
+    crops, which = adapt.random_crops(torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 8, 8), 4, 6)
+    assert torch.equal(crops[:, 0, 0, 0], which.float())  # each crop is of the image it names
+    assert adapt.random_crops(y[:1], 16, 2)[1] is None
+    with pytest.raises(ValueError, match="2 perturbations for 3 images"):
+        fitted_network(network, scorer_of, y, [0.001, 0.002], Adaptation(steps=1))
+
+
 def test_the_perturbation_is_the_cards_then_the_familys_and_goes_with_the_level_of_told_weights():
     fixed = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "g")
     assert perturbation(fixed, QUICK, 50.0) == make_noise("gaussian", 25.0).default_sigma_a[1]
@@ -96,4 +150,5 @@ def test_evaluate_records_the_fit_settings(weights_file, tmp_path):
     assert main([str(a) for a in args]) == 0
     recorded = json.loads((tmp_path / "fitted.json").read_text())["adapt"]
     settings = {"steps": 2, "lr": 3e-5, "batch": 4, "crop": 96, "ema": 0.95, "sigma_a": None, "seed": 0}
+    settings["revision"] = 2  # the second views are fitted too
     assert recorded == settings  # what it ran with, and nothing of the run's own (progress)

@@ -378,6 +378,7 @@ def _noisy_colour(tmp_path, size=96):
 
 def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_bound(tmp_path, monkeypatch):
     from noise2score import denoiser as denoiser_module
+    from noise2score.image_io import ImageError
     from noise2score.webapp import DemoModels, run
 
     models = DemoModels(["gaussian25-color", "gaussian-blind-gray", "gamma50-color", "gaussian-blind-color"])
@@ -407,6 +408,13 @@ def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_boun
     run(models, 10**6, image, "gaussian25-color", None, 25, ensemble=True)
     assert [shape[1] for shape in ensembled] == [3, 1, 1, 1]  # the colour score, then each opponent channel
     assert not gray.ensemble  # the served ones are left as they were
+    # fitting fits the opponent view's weights too: twice the steps, within the server's bound
+    with pytest.raises(ImageError, match="fitting 2 networks .* up to 2 steps with these views"):
+        run(models, 10**6, image, "gaussian25-color", None, 25, adapt_steps=3, max_adapt_steps=5)
+    fitted = run(
+        models, 10**6, image, "gaussian25-color", None, 25, adapt_steps=3, opponent=False, max_adapt_steps=5
+    )
+    assert "fitted to the image first (3 steps)" in fitted[2]
 
 
 def test_the_api_takes_opponent(server, tmp_path):
