@@ -137,7 +137,8 @@ def _denoise_file(
 def _name(denoiser: Denoiser) -> str:
     name = denoiser.info.name
     if denoiser.adapt:
-        name += f" fitted to the image ({denoiser.adapt.steps} steps, --adapt)"
+        views = "; its views' weights too" if denoiser.fits() > 1 else ""
+        name += f" fitted to the image ({denoiser.adapt.steps} steps{views}, --adapt)"
     if denoiser.vst:
         name += f" + {denoiser.vst.info.name} (--vst)"
     if denoiser.gray_view:

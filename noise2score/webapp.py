@@ -244,7 +244,7 @@ def run(
         f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
         f"model {denoiser.info.name}{_view(denoiser, result.view_share)}"
         f"{' (self-ensemble x8)' if ensemble else ''}"
-        f"{f', fitted to the image first ({adaptation.steps} steps)' if adaptation else ''}, "
+        f"{_fitting(adaptation, denoiser.fits())}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     if left_out:
@@ -290,6 +290,13 @@ def run(
         downloads.append(write_image(out_dir / f"{stem}-denoised.tif", saved, dtype=np.uint16))
     shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
+
+
+def _fitting(adaptation: Adaptation | None, fits: int) -> str:
+    if adaptation is None:
+        return ""
+    each = f" for each of {fits} networks" if fits > 1 else ""
+    return f", fitted to the image first ({adaptation.steps} steps{each})"
 
 
 def _adaptation(steps, bound: int, progress) -> Adaptation | None:

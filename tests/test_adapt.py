@@ -143,6 +143,13 @@ def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys)
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_the_command_says_when_the_views_are_fitted_too(tmp_path, capsys):
+    write_image(tmp_path / "a.png", np.random.default_rng(0).random((40, 40, 3)))
+    args = ["denoise", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", "gaussian25-color"]
+    assert main([*map(str, args), "--level", "25", "--opponent", "--adapt", "1"]) == 0
+    assert "fitted to the image (1 steps; its views' weights too, --adapt)" in capsys.readouterr().out
+
+
 def test_evaluate_records_the_fit_settings(weights_file, tmp_path):
     require_shared("set12")
     args = ["evaluate", "--weights", weights_file, "--dataset", "set12", "--level", "25", "--limit", "1"]

@@ -411,6 +411,8 @@ def test_colour_gaussian_takes_the_opponent_view_per_request_and_within_the_boun
     # fitting fits the opponent view's weights too: twice the steps, within the server's bound
     with pytest.raises(ImageError, match="fitting 2 networks .* up to 2 steps with these views"):
         run(models, 10**6, image, "gaussian25-color", None, 25, adapt_steps=3, max_adapt_steps=5)
+    fitted = run(models, 10**6, image, "gaussian25-color", None, 25, adapt_steps=2, max_adapt_steps=5)
+    assert "fitted to the image first (2 steps for each of 2 networks)" in fitted[2]
     fitted = run(
         models, 10**6, image, "gaussian25-color", None, 25, adapt_steps=3, opponent=False, max_adapt_steps=5
     )
