@@ -183,6 +183,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         save_partial,
     )
     from noise2score.image_io import make_folder
+    from noise2score.white import parse_read_noise
 
     if (args.weights is None) == (args.method is None):
         raise ValueError("give exactly one of --weights and --method")
@@ -200,7 +201,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     if denoiser:
         _check_noise(args, denoiser.family)
-    spec = EvalSpec(args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir)
+    read_noise = parse_read_noise(args.read_noise) / 255  # the sets are 8-bit: file units are /255
+    if read_noise and family != "poisson":
+        raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
+    spec = EvalSpec(
+        args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir, read_noise
+    )
     picker = _bundled_chooser(args, None if args.estimate_level else args.level) if auto else None
     if args.json:  # before the run, not after it
         make_folder(Path(args.json).parent, "folder for --json")
@@ -452,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="first N images only")
     p.add_argument("--estimate-level", action="store_true", help="hide the level from the denoiser")
     p.add_argument("--level-method", default="auto", choices=ESTIMATORS)
+    p.add_argument(
+        "--read-noise",
+        help="Poisson: also add Gaussian noise of this standard deviation (/255, as sigma), a "
+        "camera's read noise; the network is told it, as denoise --read-noise",
+    )
     p.add_argument(
         "--json",
         help="write the full result here; with --weights, each image's row is also saved to "

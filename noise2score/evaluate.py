@@ -37,13 +37,24 @@ class EvalSpec:
     seed: int = 0
     limit: int | None = None
     data_dir: str | None = None
+    read_noise: float = 0.0  # Poisson: Gaussian noise of this standard deviation added ([0, 1] units)
+
+    def __post_init__(self) -> None:
+        if self.read_noise and self.noise.family != "poisson":
+            raise ValueError(f"read noise is for Poisson noise, not {self.noise.family}")
+        if not 0 <= self.read_noise < 1:
+            raise ValueError(f"read noise must be in [0, 1) units of the image range, got {self.read_noise}")
 
 
 def noisy_input(spec: EvalSpec, path: Path) -> tuple[np.ndarray, torch.Tensor]:
-    """Clean (H, W, C) array and its fixed noisy draw as a (1, C, H, W) tensor."""
+    """Clean (H, W, C) array and its fixed noisy draw as a (1, C, H, W) tensor; read
+    noise, if any, drawn after the family's noise from the same generator."""
     x = read_image(path).pixels
     generator = seeded_generator(spec.seed, spec.dataset, path.name)
-    return x, spec.noise.sample(from_hwc(x), generator=generator)
+    y = spec.noise.sample(from_hwc(x), generator=generator)
+    if spec.read_noise:
+        y = y + spec.read_noise * torch.randn(y.shape, generator=generator)
+    return x, y
 
 
 def _row(name: str, x: np.ndarray, x_hat: np.ndarray, seconds: float, **extra) -> dict:
@@ -89,13 +100,13 @@ def evaluate(
         level = None if estimate_level else spec.noise.level
         chosen, extra = denoiser, {}
         if picker is not None:  # told the level it was picked by, given or estimated
-            chosen, level = picker(to_hwc(y), 0.0)
+            chosen, level = picker(to_hwc(y), spec.read_noise)
             extra["weights"] = chosen.info.name
             picked.append(chosen)
         if path.name in done:
             rows.append(done[path.name])
             continue
-        result = chosen.denoise_tensor(y, level, level_method=level_method)
+        result = chosen.denoise_tensor(y, level, level_method=level_method, read_noise=spec.read_noise)
         extra |= {"estimated_level": result.level} if estimate_level else {}
         extra |= {"view_share": result.view_share} if result.view_share is not None else {}
         rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
@@ -119,6 +130,7 @@ def run_settings(
         "seed": spec.seed,
         "estimate_level": estimate_level,
         "level_method": level_method,
+        "read_noise": spec.read_noise,
     }
     if denoiser is not None:
         views = [denoiser.vst, denoiser.gray_view]
@@ -154,6 +166,7 @@ def save_partial(path: Path, settings: dict, rows: list[dict]) -> None:
 
 def _cache_path(spec: EvalSpec, method: str, name: str) -> Path:
     key = f"{method}-{spec.dataset}-{name}-{spec.noise.family}-{spec.noise.level:g}-seed{spec.seed}"
+    key += f"-read{spec.read_noise:g}" if spec.read_noise else ""
     return CACHE_DIR / f"{key}.json"
 
 
@@ -177,7 +190,7 @@ def _cached_baseline(spec: EvalSpec, method: str, name: str, x: np.ndarray, y: t
     if row is not None:
         return row
     start = time.perf_counter()
-    x_hat = run_baseline(method, to_hwc(y), spec.noise)
+    x_hat = run_baseline(method, to_hwc(y), spec.noise, read_noise=spec.read_noise)
     row = _row(name, x, x_hat, time.perf_counter() - start)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"version": __version__, "row": row}))
@@ -226,6 +239,8 @@ def summarise(
             "python": platform.python_version(),
         },
     }
+    if spec.read_noise:  # Poisson with Gaussian read noise, [0, 1] units
+        result["read_noise"] = spec.read_noise
     if denoiser and denoiser.adapt:  # fitted to each image first (--adapt)
         result["adapt"] = denoiser.adapt.record()
     if estimate_level:

@@ -1,6 +1,8 @@
 """Poisson noise plus a camera's Gaussian read noise (``--read-noise``): the level
 estimate and both estimates of the image take it into account when told it."""
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -9,10 +11,12 @@ from skimage import data
 
 from noise2score import load_denoiser
 from noise2score.cli import main
+from noise2score.denoiser import Denoiser
 from noise2score.level import pca_level
 from noise2score.metrics import psnr
 from noise2score.noise import make_noise
 from noise2score.white import parse_read_noise
+from tests.conftest import SHARED_DATASETS, require_shared
 
 PHOTONS, READ, OFFSET = 20, 3.0, 100  # at white; read noise and black level in counts
 
@@ -108,3 +112,49 @@ def test_the_demo_takes_the_read_noise(tmp_path):
     assert scores[READ] > scores[0.0] + 1.0
     with pytest.raises(ValueError, match="read noise is for Poisson noise; pick a Poisson model"):
         run(models, 10**6, str(tmp_path / "frame.tif"), "gaussian-blind-gray", None, None, read_noise=READ)
+
+
+def test_evaluate_adds_the_read_noise_tells_the_network_and_the_baseline_takes_the_gat(
+    tmp_path, capsys, monkeypatch
+):
+    from noise2score import evaluate
+    from noise2score.baselines import run_baseline
+
+    require_shared("set12")
+    monkeypatch.setattr(evaluate, "CACHE_DIR", tmp_path / "cache")
+    args = ["evaluate", "--dataset", "set12", "--noise", "poisson", "--level", "0.01", "--limit", "1"]
+    args += ["--data-dir", str(SHARED_DATASETS)]
+    told_to = []
+    real = Denoiser.denoise_tensor
+    monkeypatch.setattr(
+        Denoiser,
+        "denoise_tensor",
+        lambda self, y, *a, **k: told_to.append(k.get("read_noise")) or real(self, y, *a, **k),
+    )
+    out = {}
+    for read in ("0", "10"):
+        for run in (["--method", "noisy"], ["--weights", "poisson0.01-gray"]):
+            path = tmp_path / f"{run[1]}-{read}.json"
+            assert main([*args, *run, "--read-noise", read, "--json", str(path)]) == 0
+            out[run[1], read] = json.loads(path.read_text())
+    assert out["noisy", "10"]["mean_psnr"] < out["noisy", "0"]["mean_psnr"] - 1  # the read noise is there
+    assert (
+        out["noisy", "10"]["read_noise"] == pytest.approx(10 / 255) and "read_noise" not in out["noisy", "0"]
+    )
+    told = out["poisson0.01-gray", "10"]["mean_psnr"]
+    assert out["noisy", "10"]["mean_psnr"] + 7 < told < out["poisson0.01-gray", "0"]["mean_psnr"]
+    assert told_to[0] == 0 and 10 / 255 in told_to  # the network is told it
+    # the generalised Anscombe transform: told the read noise, BM3D-free baselines gain too
+    x = torch.from_numpy(data.camera()[:96, :96, None] / 255.0)
+    generator = torch.Generator().manual_seed(0)
+    noise = make_noise("poisson", 0.01)
+    y = (noise.sample(x, generator=generator) + 0.04 * torch.randn(x.shape, generator=generator)).numpy()
+    told = psnr(run_baseline("wavelet", y, noise, read_noise=0.04), x.numpy())
+    assert told > psnr(run_baseline("wavelet", y, noise), x.numpy()) + 0.5
+    with pytest.raises(ValueError, match="read noise is for Poisson noise, not gaussian"):
+        evaluate.EvalSpec("set12", make_noise("gaussian", 25), read_noise=0.01)
+    assert (
+        main([*args[:3], "--noise", "gaussian", "--level", "25", "--method", "noisy", "--read-noise", "3"])
+        == 2
+    )
+    assert "--read-noise is for Poisson noise" in capsys.readouterr().err
