@@ -170,12 +170,11 @@ class Denoiser:
     def fitted(self, y: Tensor, level: float | Sequence[float], settings: Adaptation) -> Denoiser:
         """A copy with every network fitted (``settings``) to what it denoises of ``y`` at
         ``level`` (known): its own, and its second views' (:meth:`fitted_views`)."""
-        copy = self.fitted_to(y, level, settings)
+        fitted = self.fitted_to(y, level, settings)
         if self.vst is not None or self.opponent is not None:
-            copy.with_vst(None).with_opponent(None)  # the checks want the views set after
             vst, opponent = self.fitted_views(y, make_noise(self.family, level), settings)
-            copy.with_vst(vst).with_opponent(opponent)
-        return copy
+            fitted.with_vst(vst).with_opponent(opponent)
+        return fitted
 
     def fitted_views(
         self, y: Tensor, noise: NoiseModel, settings: Adaptation
