@@ -397,8 +397,8 @@ def _add_weights_options(p: argparse.ArgumentParser) -> None:
         const=ADAPT_STEPS,
         default=0,
         metavar="STEPS",
-        help=f"fit a copy of the network to each image first: STEPS AR-DAE steps on its own "
-        f"crops (default {ADAPT_STEPS}; minutes per image on a CPU)",
+        help=f"fit a copy of the network (and of each second view's) to each image first: STEPS "
+        f"AR-DAE steps on its own crops (default {ADAPT_STEPS}; minutes per image on a CPU)",
     )
     p.add_argument(
         "--vst",
