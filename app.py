@@ -20,14 +20,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=4_000_000,
         help="largest image accepted; also the bound on work: second views are left out where "
-        "they would pass what the weights alone do on an image this large",
+        "the request's network passes over each pixel, times its pixels, would pass this",
     )
     parser.add_argument("--max-file-size", default="25mb", help="largest upload accepted")
     parser.add_argument(
         "--max-adapt-steps",
         type=int,
         default=None,
-        help="most steps an upload may ask for fitting the network to it (default 240; 0 turns it off)",
+        help="most steps an upload may ask for fitting the network to it, over all the networks "
+        "fitted: the weights' and each second view's (default 240; 0 turns it off)",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="denoise jobs run at once")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; bounds memory per job")
