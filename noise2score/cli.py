@@ -363,7 +363,10 @@ def _results(args: argparse.Namespace) -> int:
         "views": args.views,
         "device": inference_device(args.device),
     }
-    print(write_results(args.out, args.data_dir, keep_unchanged=args.keep_unchanged, **options))
+    written = write_results(
+        args.out, args.data_dir, keep_unchanged=args.keep_unchanged, runs_dir=args.runs, **options
+    )
+    print(written)
     return 0
 
 
@@ -534,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure the weights with the second views denoise adds by default: the "
         "stabilised view of Poisson/Gamma (2x/4x their time), the opponent-colour view of colour "
         "Gaussian estimates (4x)",
+    )
+    p.add_argument(
+        "--runs",
+        default="benchmarks/results",
+        help="folder of stored 'evaluate --json' results; those that measure today's weights with "
+        "--ensemble or --adapt make RESULTS.md's second table (default: %(default)s)",
     )
     _add_device_option(p)
     p.set_defaults(run=_results)

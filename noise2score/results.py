@@ -20,6 +20,8 @@ from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.image_io import written_whole
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
+from noise2score.stored_runs import RUNS_DIR, stored_runs
+from noise2score.stored_runs import render as render_stored
 from noise2score.vst import MIX_REVISION
 from noise2score.weights import BUNDLED_DIR, bundled_names
 
@@ -191,7 +193,9 @@ def _row_key(result: dict) -> tuple:
     return (*(result.get(n) for n in names), revision, mix, result.get("versions", {}).get("noise2score"))
 
 
-def render(rows: list[dict]) -> str:
+def render(rows: list[dict], runs: list[dict] = (), runs_dir: str | Path = RUNS_DIR) -> str:
+    """RESULTS.md: the main table of ``rows``, then the stored test-time option ``runs``
+    (kept in ``runs_dir``)."""
     out = [
         "# Results",
         "",
@@ -236,7 +240,7 @@ def render(rows: list[dict]) -> str:
         "`--weights`. BM3D is the `bm3d` package (non-commercial licence).",
         "",
     ]
-    return "\n".join(out)
+    return "\n".join(out + render_stored(list(runs), rows, runs_dir))
 
 
 def _cell(result: dict, best: float) -> str:
@@ -246,10 +250,18 @@ def _cell(result: dict, best: float) -> str:
     return f"{value} / {result['mean_ssim']:.3f}"
 
 
-def write_results(path: str | Path, data_dir: str | None, *, keep_unchanged: bool = False, **options) -> Path:
+def write_results(
+    path: str | Path,
+    data_dir: str | None,
+    *,
+    keep_unchanged: bool = False,
+    runs_dir: str | Path = RUNS_DIR,
+    **options,
+) -> Path:
     """Write RESULTS.md and RESULTS.json; ``keep_unchanged`` reuses the measurements of
     weights unchanged since the last RESULTS.json, and its baselines where their cache
-    lacks them.
+    lacks them. ``runs_dir``: where the stored ``evaluate --json`` runs of the test-time
+    options are read from.
 
     Each row is also saved, as it is measured, to a partial file beside RESULTS.json
     (``RESULTS.partial.json``); a run that was stopped takes its rows from there and goes
@@ -264,7 +276,7 @@ def write_results(path: str | Path, data_dir: str | None, *, keep_unchanged: boo
     if previous or done:
         options["previous"] = previous + done
     rows = collect(data_dir, on_row=lambda rows: _write_json(partial, rows), **options)
-    path.write_text(render(rows))
+    path.write_text(render(rows, stored_runs(runs_dir, options.get("seed", 0)), runs_dir))
     _write_json(previous_path, rows)
     partial.unlink(missing_ok=True)
     return path
