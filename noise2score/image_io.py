@@ -22,8 +22,8 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # read and written
 # Also taken from folders; read only (a result of one is written as PNG).
-READ_ONLY_SUFFIXES = (".webp", ".bmp")
-NO_IMAGES = "no PNG, JPEG, TIFF, WebP or BMP images found"  # a folder without any
+READ_ONLY_SUFFIXES = (".webp", ".bmp", ".gif")
+NO_IMAGES = "no PNG, JPEG, TIFF, WebP, BMP or GIF images found"  # a folder without any
 MIN_SIDE = 8  # smaller images carry too little context for a score network
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -52,12 +52,12 @@ def gray_stored_as_colour(pixels: np.ndarray) -> bool:
 
 
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read PNG, JPEG, TIFF, WebP or BMP (8/16-bit integer or float32, gray or RGB).
+    """Read PNG, JPEG, TIFF, WebP, BMP or GIF (8/16-bit integer or float32, gray or RGB).
 
-    Palette images become RGB; an alpha channel is dropped when fully opaque and
-    refused otherwise. A multi-page TIFF (a stack) or an animation (GIF, PNG, WebP) is
-    refused: :func:`read_pages` reads those. Raises :class:`ImageError` with a
-    one-line message.
+    Palette images become gray where every palette colour is a gray, else RGB; an alpha
+    channel is dropped when fully opaque and refused otherwise. A multi-page TIFF (a
+    stack) or an animation (GIF, PNG, WebP) is refused: :func:`read_pages` reads those.
+    Raises :class:`ImageError` with a one-line message.
     """
     path = _existing(path)
     with _reading(path):
@@ -183,12 +183,24 @@ def _pillow_array(image: Image.Image) -> np.ndarray:
     """An opened image (or an animation's frame) as gray, RGB or RGBA values."""
     image.load()
     if image.mode in ("P", "PA"):
-        image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB")
+        alpha = "transparency" in image.info or image.mode == "PA"
+        image = image.convert(
+            ("LA" if alpha else "L") if _gray_palette(image) else ("RGBA" if alpha else "RGB")
+        )
     elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
         image = image.convert("L" if image.mode == "1" else "RGB")
     elif image.mode.startswith("I;16"):
         return np.asarray(image).astype(np.uint16)
     return np.asarray(image)
+
+
+def _gray_palette(image: Image.Image) -> bool:
+    """Whether every colour of a palette image's palette is a gray (a gray GIF)."""
+    colours = np.frombuffer(image.palette.tobytes(), dtype=np.uint8) if image.palette else None
+    if colours is None or image.palette.mode not in ("RGB", "RGBA"):
+        return False
+    colours = colours.reshape(-1, len(image.palette.mode))[:, :3]
+    return bool((colours == colours[:, :1]).all())
 
 
 def _png_bitdepth(path: Path) -> int:
@@ -329,7 +341,7 @@ def make_folder(path: str | Path, what: str = "output folder") -> Path:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder`` (PNG, JPEG, TIFF, WebP, BMP), sorted by name."""
+    """Image files directly inside ``folder`` (PNG, JPEG, TIFF, WebP, BMP, GIF), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder}: not a folder")

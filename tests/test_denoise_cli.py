@@ -79,14 +79,16 @@ def test_two_inputs_of_one_output_name_do_not_overwrite_each_other(weights_file,
     assert "already the result of" in capsys.readouterr().err
 
 
-def test_folders_give_webp_and_bmp_too_written_as_png(weights_file, tmp_path):
+def test_folders_give_webp_bmp_and_gif_too_written_as_png(weights_file, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     pixels = RNG.integers(0, 256, (40, 40), dtype=np.uint8)
     Image.fromarray(pixels).save(src / "a.webp", lossless=True)
     Image.fromarray(pixels).save(src / "b.bmp")
+    Image.fromarray(pixels).save(src / "c.gif")  # a palette of grays: read as gray
     assert _denoise(weights_file, src, "--output", tmp_path / "out") == 0
     assert read_image(tmp_path / "out" / "b.png").pixels.shape == (40, 40, 1)
+    assert read_image(tmp_path / "out" / "c.png").pixels.shape == (40, 40, 1)
     webp = read_image(tmp_path / "out" / "a.png").pixels  # WebP has no gray mode: gray stored as RGB
     assert webp.shape == (40, 40, 3) and (webp == webp[..., :1]).all()
 

@@ -190,3 +190,13 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_palette_image_is_gray_where_its_palette_holds_only_grays(tmp_path):
+    gray = RNG.integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "g.gif")
+    read = read_image(tmp_path / "g.gif").pixels
+    assert read.shape == (20, 30, 1) and np.allclose(read[..., 0], gray / 255)
+    colour = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(colour).quantize(64).save(tmp_path / "c.gif")  # a palette of colours
+    assert read_image(tmp_path / "c.gif").pixels.shape == (20, 30, 3)
