@@ -23,7 +23,14 @@ from noise2score.denoiser import (
     load_denoiser,
     vst_weights,
 )
-from noise2score.image_io import ImageError, gray_stored_as_colour, read_image, write_image
+from noise2score.image_io import (
+    IMAGE_SUFFIXES,
+    READ_ONLY_SUFFIXES,
+    ImageError,
+    gray_stored_as_colour,
+    read_image,
+    write_image,
+)
 from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.model_card import hardware_summary
@@ -271,7 +278,7 @@ def run(
     elif is_dim(loaded.pixels, loaded.source_dtype):
         info.append(
             "The image is dim (its bright end is under a quarter of its range): for photon counts "
-            "or 12-bit data in 16-bit files, tick 'Stretch a dim image'."
+            "or 12-bit data in 16-bit files, tick 'Stretch a dim image' (under 'Camera data')."
         )
     if clean is not None:
         info.append(
@@ -457,53 +464,57 @@ def build_demo(
         with gr.Row():
             with gr.Column():
                 upload = gr.File(
-                    label="Noisy image (PNG, JPEG, TIFF; 8/16-bit)",
+                    label="Noisy image (PNG, JPEG, TIFF, WebP, BMP, GIF; 8/16-bit)",
                     type="filepath",
-                    file_types=[".png", ".jpg", ".jpeg", ".tif", ".tiff"],
+                    file_types=list(IMAGE_SUFFIXES + READ_ONLY_SUFFIXES),
                 )
                 gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Sample images")
                 model = gr.Dropdown([AUTO, *models.names], value=AUTO, label="Model")
-                card = gr.Markdown(models.card(None))
+                with gr.Accordion("About the model", open=False):
+                    card = gr.Markdown(models.card(None))
                 estimate = gr.Checkbox(True, label="Estimate the noise level")
                 level = gr.Number(first.info.level, label="Noise level (paper units: sigma/255, zeta, k)")
-                ensemble = gr.Checkbox(
-                    False,
-                    label="Self-ensemble: mean over 8 rotations and mirrorings (8x slower, +0.1-0.3 dB)",
-                )
-                vst = gr.Checkbox(
-                    True,
-                    label="Poisson/Gamma: also denoise through a stabilising transform (Anscombe, log) "
-                    "with the blind Gaussian weights, and mix the two (Poisson: 2x slower; Gamma: "
-                    "4x, the share picked per image by SURE)",
-                )
-                opponent = gr.Checkbox(
-                    True,
-                    label="Colour: also denoise brightness and two colour differences one at a time "
-                    "with the blind gray Gaussian weights, and take the mean (4x slower)",
-                )
-                adapt = gr.Slider(
-                    0,
-                    max(max_adapt_steps, 1),
-                    value=0,
-                    step=10,
-                    label="Fit the network to this image first: AR-DAE steps on its own crops, "
-                    "as many for each view's network (0 = off; 120 gained 0.05-0.5 dB; 1-2 s a "
-                    "step on a CPU)",
-                    visible=max_adapt_steps > 0,
-                    elem_id="adapt-steps",
-                )
-                stretch = gr.Checkbox(
-                    False,
-                    label="Stretch a dim image: its 99.9th percentile as white "
-                    "(photon counts, 12-bit data in 16-bit files)",
-                )
-                black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
-                read_noise = gr.Number(0, label="Read noise (Poisson: the camera's, file units)")
+                button = gr.Button("Denoise", variant="primary", elem_id="denoise-button")
+                with gr.Accordion("Slower, better: self-ensemble, second views, fitting", open=False):
+                    ensemble = gr.Checkbox(
+                        False,
+                        label="Self-ensemble: mean over 8 rotations and mirrorings (8x slower; +0.08-0.17 dB "
+                        "on the test sets)",
+                    )
+                    vst = gr.Checkbox(
+                        True,
+                        label="Poisson/Gamma: also denoise through a stabilising transform (Anscombe, log) "
+                        "with the blind Gaussian weights, and mix the two (Poisson: 2x slower; Gamma: "
+                        "4x, the share picked per image by SURE)",
+                    )
+                    opponent = gr.Checkbox(
+                        True,
+                        label="Colour: also denoise brightness and two colour differences one at a time "
+                        "with the blind gray Gaussian weights, and take the mean (4x slower)",
+                    )
+                    adapt = gr.Slider(
+                        0,
+                        max(max_adapt_steps, 1),
+                        value=0,
+                        step=10,
+                        label="Fit the network to this image first: AR-DAE steps on its own crops, "
+                        "as many for each view's network (0 = off; 120 gained 0.08-0.18 dB on the test "
+                        "sets, 0.5 on a text page; about 1 s a step for each network on a CPU)",
+                        visible=max_adapt_steps > 0,
+                        elem_id="adapt-steps",
+                    )
+                with gr.Accordion("Camera data: dim images, black level, read noise", open=False):
+                    stretch = gr.Checkbox(
+                        False,
+                        label="Stretch a dim image: its 99.9th percentile as white "
+                        "(photon counts, 12-bit data in 16-bit files)",
+                    )
+                    black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
+                    read_noise = gr.Number(0, label="Read noise (Poisson: the camera's, file units)")
                 with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
                     add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
                     noise_level = gr.Number(first.info.level, label="Synthetic noise level")
                     seed = gr.Number(0, precision=0, label="Seed")
-                button = gr.Button("Denoise", variant="primary", elem_id="denoise-button")
             with gr.Column():
                 slider = gr.ImageSlider(
                     label="Noisy | denoised", format="png", image_mode=None, elem_id="result-slider"

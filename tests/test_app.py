@@ -142,6 +142,7 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         page.locator("#result-info").get_by_text("pixels").wait_for(timeout=60_000)
         page.locator("#result-slider img").first.wait_for(timeout=10_000)
         page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
+        page.get_by_text("Slower, better").click()  # the options sit in a closed accordion
         steps = page.locator("#adapt-steps input[type=number]")
         steps.fill("10")
         steps.press("Enter")
