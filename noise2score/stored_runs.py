@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from noise2score import __version__, adapt, patch_level
+from noise2score.datasets import sha256_file
 from noise2score.noise import make_noise
 from noise2score.vst import MIX_REVISION
-from noise2score.weights import bundled_names, bundled_sha256
+from noise2score.weights import BUNDLED_DIR, bundled_names
 
 RUNS_DIR = Path("benchmarks/results")
 
@@ -26,21 +27,22 @@ def stored_runs(directory: str | Path, seed: int = 0) -> list[dict]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    names = set(bundled_names())
+    hashes = {name: sha256_file(BUNDLED_DIR / f"{name}.safetensors") for name in bundled_names()}
     runs = []
     for path in sorted(directory.glob("*.json")):
         try:
             run = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(run, dict) and _current(run, names, seed):
+        if isinstance(run, dict) and _current(run, hashes, seed):
             runs.append(run | {"file": path.name})
     return runs
 
 
-def _current(run: dict, names: set[str], seed: int) -> bool:
-    """Whether ``run`` is a full-set, test-time-option run of today's bundled files."""
-    if run.get("method") != "noise2score" or run.get("weights") not in names:
+def _current(run: dict, hashes: dict[str, str], seed: int) -> bool:
+    """Whether ``run`` is a full-set, test-time-option run of today's bundled files
+    (``hashes``: their SHA-256 by name)."""
+    if run.get("method") != "noise2score" or run.get("weights") not in hashes:
         return False
     if run.get("limit") is not None or run.get("read_noise") or run.get("seed") != seed:
         return False
@@ -48,10 +50,10 @@ def _current(run: dict, names: set[str], seed: int) -> bool:
         return False
     if run.get("versions", {}).get("noise2score") != __version__:
         return False
-    if run.get("weights_sha256") != bundled_sha256(run["weights"]):
+    if run.get("weights_sha256") != hashes[run["weights"]]:
         return False
     for view in ("vst", "opponent"):
-        if run.get(view) and run.get(f"{view}_sha256") != bundled_sha256(run[view]):
+        if run.get(view) and run.get(f"{view}_sha256") != hashes.get(run[view]):
             return False
     if run.get("vst") and run.get("vst_mix_revision") != MIX_REVISION[run["noise"]]:
         return False

@@ -80,12 +80,6 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.safetensors"))
 
 
-def bundled_sha256(name: str) -> str | None:
-    """The hash of a bundled weights file, or None where no weights have that name."""
-    path = BUNDLED_DIR / f"{name}.safetensors"
-    return sha256_file(path) if path.is_file() else None
-
-
 def resolve(name_or_path: str | Path) -> Path:
     """A bundled weight name or a file path, as a path that exists."""
     text = str(name_or_path)
