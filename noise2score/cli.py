@@ -351,6 +351,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from noise2score.denoiser import inference_device
     from noise2score.results import BASELINES, write_results
+    from noise2score.stored_runs import RUNS_DIR
 
     baselines = tuple(args.baselines.split(",")) if args.baselines else BASELINES
     color = tuple(args.color_baselines.split(",")) if args.color_baselines else None
@@ -364,7 +365,7 @@ def _results(args: argparse.Namespace) -> int:
         "device": inference_device(args.device),
     }
     written = write_results(
-        args.out, args.data_dir, keep_unchanged=args.keep_unchanged, runs_dir=args.runs, **options
+        args.out, args.data_dir, keep_unchanged=args.keep_unchanged, runs_dir=args.runs or RUNS_DIR, **options
     )
     print(written)
     return 0
@@ -540,9 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runs",
-        default="benchmarks/results",
         help="folder of stored 'evaluate --json' results; those that measure today's weights with "
-        "--ensemble or --adapt make RESULTS.md's second table (default: %(default)s)",
+        "--ensemble or --adapt make RESULTS.md's second table (default: benchmarks/results)",
     )
     _add_device_option(p)
     p.set_defaults(run=_results)

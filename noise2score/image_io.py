@@ -196,10 +196,8 @@ def _pillow_array(image: Image.Image) -> np.ndarray:
 
 def _gray_palette(image: Image.Image) -> bool:
     """Whether every colour of a palette image's palette is a gray (a gray GIF)."""
-    colours = np.frombuffer(image.palette.tobytes(), dtype=np.uint8) if image.palette else None
-    if colours is None or image.palette.mode not in ("RGB", "RGBA"):
-        return False
-    colours = colours.reshape(-1, len(image.palette.mode))[:, :3]
+    palette = image.getpalette()  # [r, g, b, r, g, b, ...]
+    colours = np.reshape(palette or [0, 1, 2], (-1, 3))
     return bool((colours == colours[:, :1]).all())
 
 
