@@ -20,7 +20,7 @@ from noise2score.evaluate import EvalSpec, baseline_cached, evaluate
 from noise2score.image_io import written_whole
 from noise2score.model_card import add_evaluation
 from noise2score.noise import make_noise
-from noise2score.stored_runs import RUNS_DIR, stored_runs
+from noise2score.stored_runs import RUNS_DIR, noise_label, stored_runs
 from noise2score.stored_runs import render as render_stored
 from noise2score.vst import MIX_REVISION
 from noise2score.weights import BUNDLED_DIR, bundled_names
@@ -100,7 +100,7 @@ def collect(
             row = {
                 "weights": name,
                 "dataset": dataset,
-                "noise": str(noise) + (", level estimated" if blind else ""),
+                "noise": noise_label(noise, blind),
                 "ours": ours,
                 "paper": None if blind else PAPER.get((noise.family, noise.level), {}).get(dataset),
                 "command": _command(spec, f"--weights {name}", estimated=blind),

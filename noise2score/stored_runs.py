@@ -73,10 +73,13 @@ def options(run: dict) -> str:
     return " ".join(flags)
 
 
-def noise_label(run: dict) -> str:
-    """The run's noise as RESULTS.md's main table writes it."""
-    label = str(make_noise(run["noise"], run["level"]))
-    return label + (", level estimated" if run.get("estimate_level") else "")
+def noise_label(noise, estimated: bool) -> str:
+    """A noise as RESULTS.md's tables write it."""
+    return str(noise) + (", level estimated" if estimated else "")
+
+
+def _run_noise(run: dict) -> str:
+    return noise_label(make_noise(run["noise"], run["level"]), bool(run.get("estimate_level")))
 
 
 def command(run: dict, directory: str | Path = RUNS_DIR) -> str:
@@ -115,11 +118,11 @@ def render(runs: list[dict], rows: list[dict], directory: str | Path = RUNS_DIR)
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        row = main.get((run["weights"], run["dataset"], noise_label(run)), {})
+        row = main.get((run["weights"], run["dataset"], _run_noise(run)), {})
         ours = row.get("ours", {}).get("mean_psnr")
         bm3d = row.get("baselines", {}).get("bm3d", {}).get("mean_psnr")
         out.append(
-            f"| {run['weights']} | {noise_label(run)} | {run['dataset']} | `{options(run)}` | "
+            f"| {run['weights']} | {_run_noise(run)} | {run['dataset']} | `{options(run)}` | "
             f"{run['mean_psnr']:.2f} / {run['mean_ssim']:.3f} | {_number(ours)} | "
             f"{row.get('paper') or '-'} | {_number(bm3d)} |"
         )
