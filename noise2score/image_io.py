@@ -55,7 +55,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     """Read PNG, JPEG, TIFF, WebP, BMP or GIF (8/16-bit integer or float32, gray or RGB).
 
     Palette images become gray where every palette colour is a gray, else RGB; an alpha
-    channel is dropped when fully opaque and refused otherwise. A multi-page TIFF (a
+    channel (or a transparent colour key, as GIF and PNG have) is dropped when fully
+    opaque and refused otherwise. A multi-page TIFF (a
     stack) or an animation (GIF, PNG, WebP) is refused: :func:`read_pages` reads those.
     Raises :class:`ImageError` with a one-line message.
     """
@@ -187,6 +188,8 @@ def _pillow_array(image: Image.Image) -> np.ndarray:
         image = image.convert(
             ("LA" if alpha else "L") if _gray_palette(image) else ("RGBA" if alpha else "RGB")
         )
+    elif image.mode in ("L", "RGB") and "transparency" in image.info:
+        image = image.convert("LA" if image.mode == "L" else "RGBA")  # a colour key as alpha
     elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
         image = image.convert("L" if image.mode == "1" else "RGB")
     elif image.mode.startswith("I;16"):

@@ -200,3 +200,23 @@ def test_a_palette_image_is_gray_where_its_palette_holds_only_grays(tmp_path):
     colour = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
     Image.fromarray(colour).quantize(64).save(tmp_path / "c.gif")  # a palette of colours
     assert read_image(tmp_path / "c.gif").pixels.shape == (20, 30, 3)
+
+
+GRAY_RAMP = (np.arange(600).reshape(20, 30) % 200).astype(np.uint8)  # 200..255 unused
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_a_transparent_colour_key_in_use_is_refused_as_alpha(tmp_path, suffix):
+    Image.fromarray(GRAY_RAMP).save(tmp_path / f"g{suffix}", transparency=int(GRAY_RAMP[0, 0]))
+    colour = np.stack([GRAY_RAMP, GRAY_RAMP // 2, 255 - GRAY_RAMP], axis=-1)
+    Image.fromarray(colour).save(tmp_path / "c.png", transparency=tuple(int(v) for v in colour[0, 0]))
+    for name in (f"g{suffix}", "c.png"):
+        with pytest.raises(ImageError, match="alpha"):
+            read_image(tmp_path / name)
+
+
+def test_an_unused_transparent_colour_key_is_dropped(tmp_path):
+    Image.fromarray(GRAY_RAMP).save(tmp_path / "g.png", transparency=250)
+    with pytest.warns(UserWarning, match="opaque alpha"):
+        read = read_image(tmp_path / "g.png").pixels
+    assert read.shape == (20, 30, 1) and np.allclose(read[..., 0], GRAY_RAMP / 255)
