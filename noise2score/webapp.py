@@ -278,7 +278,7 @@ def run(
     elif is_dim(loaded.pixels, loaded.source_dtype):
         info.append(
             "The image is dim (its bright end is under a quarter of its range): for photon counts "
-            "or 12-bit data in 16-bit files, tick 'Stretch a dim image' (under 'Camera data')."
+            "or 12-bit data in 16-bit files, tick 'Stretch' (under 'Camera data')."
         )
     if clean is not None:
         info.append(
@@ -506,8 +506,8 @@ def build_demo(
                 with gr.Accordion("Camera data: dim images, black level, read noise", open=False):
                     stretch = gr.Checkbox(
                         False,
-                        label="Stretch a dim image: its 99.9th percentile as white "
-                        "(photon counts, 12-bit data in 16-bit files)",
+                        label="Stretch: the 99.9th percentile as white (dim images: photon counts, "
+                        "12-bit data in 16-bit files; float images beyond 0-1)",
                     )
                     black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
                     read_noise = gr.Number(0, label="Read noise (Poisson: the camera's, file units)")

@@ -19,6 +19,9 @@ from noise2score.weights import WeightsInfo
 AUTO_PERCENTILE = 99.9  # "auto": this percentile of each image becomes white
 FAR = 2.0  # a level beyond this factor of the trained range earns a warning
 DIM = 0.25  # an integer image whose 99.9th percentile is under this share of its range
+# A float image whose 99.9th percentile is above this is in other units (0-255, counts):
+# noise keeps a noisy 0-1 image's values well under it (sigma 55: about 1.7).
+BRIGHT = 4.0
 
 White = float | str | None  # a value in the file's units, "auto", or None (dtype range)
 
@@ -71,6 +74,7 @@ def unit_range(
     top = dtype_top(source_dtype)
     offset = black / top
     if white is None:
+        _check_float_units(pixels, source_dtype)
         return offset, 1.0 - offset
     if white == "auto":
         scale = float(np.percentile(pixels, AUTO_PERCENTILE)) - offset
@@ -80,6 +84,16 @@ def unit_range(
             )
         return offset, scale
     return offset, (float(white) - black) / top
+
+
+def _check_float_units(pixels: np.ndarray, source_dtype: np.dtype) -> None:
+    if np.issubdtype(source_dtype, np.floating):
+        bright = float(np.percentile(pixels, AUTO_PERCENTILE))
+        if bright > BRIGHT:
+            raise ImageError(
+                f"a float image whose {AUTO_PERCENTILE}th percentile is {bright:.4g}, but float images "
+                "are read as 0 to 1: give its white level (--white, e.g. 255, or auto; the demo: Stretch)"
+            )
 
 
 def unit_spread(spread: float, source_dtype: np.dtype, scale: float) -> float:

@@ -133,3 +133,20 @@ def test_a_stack_is_scaled_page_by_page(tmp_path, capsys):
     assert code == 0 and "3 pages; white" in capsys.readouterr().out
     out = tifffile.imread(tmp_path / "o" / "cells.tif")
     assert out.shape == counts.shape and out[1].mean() < 0.75 * out[0].mean()
+
+
+def test_a_float_image_in_other_units_needs_a_white_level(tmp_path, capsys):
+    x = clean_crops(size=128)[0][..., 0]
+    noisy = x + np.random.default_rng(0).normal(0, 25 / 255, x.shape).astype(np.float32)
+    tifffile.imwrite(tmp_path / "scan.tif", noisy * 255)  # float, 0-255
+    args = ["denoise", str(tmp_path / "scan.tif"), "--weights", "gaussian25-gray", "--level", "25"]
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 1
+    err = capsys.readouterr().err
+    assert "float images are read as 0 to 1" in err and "--white" in err
+    assert not (tmp_path / "plain" / "scan.tif").exists()
+    assert main([*args, "-o", str(tmp_path / "given"), "--white", "255"]) == 0
+    denoised = tifffile.imread(tmp_path / "given" / "scan.tif")
+    assert denoised.dtype == np.float32 and psnr(denoised / 255, x) > psnr(noisy, x) + 5  # units kept
+    with pytest.raises(ImageError, match="99.9th percentile"):
+        unit_range(noisy[..., None] * 255, np.dtype(np.float32), None)
+    assert unit_range(noisy[..., None], np.dtype(np.float32), None) == (0.0, 1.0)  # a noisy 0-1 image
