@@ -12,6 +12,7 @@ from tqdm import tqdm
 from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import (
     IMAGE_SUFFIXES,
+    NO_IMAGES,
     ImageError,
     LoadedImage,
     count_pages,
@@ -40,7 +41,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += list_images(path)
+            paths += list_images(path) or [path]  # a folder without images is reported
         elif path.exists():
             paths.append(path)
         else:
@@ -188,6 +189,8 @@ def denoise_files(
     for source in tqdm(sources, desc="denoise", unit="image", disable=len(sources) < 2):
         target = output_path(source, out_dir, fmt)
         try:
+            if source.is_dir():
+                raise ImageError(f"{source}: {NO_IMAGES}")
             if target.resolve() in source_set:
                 raise ImageError(
                     f"{source}: output {target} would overwrite an input; choose another --output"

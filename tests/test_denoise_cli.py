@@ -60,6 +60,14 @@ def test_16_bit_in_16_bit_out_and_inputs_untouched(weights_file, tmp_path):
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
 
 
+def test_a_folder_without_images_is_reported_and_fails(weights_file, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    status = _denoise(weights_file, tmp_path / "empty", "--output", tmp_path / "out")
+    assert status == 1
+    assert "empty: no PNG, JPEG, TIFF, WebP, BMP or GIF images found" in capsys.readouterr().err
+
+
 def test_refuses_to_write_over_an_input(weights_file, tmp_path, capsys):
     write_image(tmp_path / "a.png", RNG.random((40, 40, 1)))
     before = (tmp_path / "a.png").read_bytes()
