@@ -79,6 +79,7 @@ def _load(args: argparse.Namespace, name: str | None = None, *, vst: bool = True
         "bf16": args.bf16,
         "ensemble": args.ensemble,
         "adapt": Adaptation(steps=args.adapt) if args.adapt and adapt else None,
+        "clip_inverse": not args.no_clip_inverse,
     }
     return load_denoiser(name or args.weights, vst=args.vst if vst else None, **options)
 
@@ -204,9 +205,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     read_noise = parse_read_noise(args.read_noise) / 255  # the sets are 8-bit: file units are /255
     if read_noise and family != "poisson":
         raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
-    spec = EvalSpec(
-        args.dataset, make_noise(family, args.level), args.seed, args.limit, args.data_dir, read_noise
-    )
+    noise = make_noise(family, args.level)
+    spec = EvalSpec(args.dataset, noise, args.seed, args.limit, args.data_dir, read_noise, clip8=args.clip8)
     picker = _bundled_chooser(args, None if args.estimate_level else args.level) if auto else None
     if args.json:  # before the run, not after it
         make_folder(Path(args.json).parent, "folder for --json")
@@ -381,6 +381,12 @@ def _add_device_option(p: argparse.ArgumentParser) -> None:
 
 def _add_weights_options(p: argparse.ArgumentParser) -> None:
     _add_device_option(p)
+    p.add_argument(
+        "--no-clip-inverse",
+        action="store_true",
+        help="Gaussian: keep the estimate of an image clipped at black or white (an 8-bit file) "
+        "as it is (default: mapped through the exact unbiased inverse of clipping)",
+    )
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side in pixels; 0 = whole image")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass")
     p.add_argument(
@@ -467,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-noise",
         help="Poisson: also add Gaussian noise of this standard deviation (/255, as sigma), a "
         "camera's read noise; the network is told it, as denoise --read-noise",
+    )
+    p.add_argument(
+        "--clip8",
+        action="store_true",
+        help="store the noisy inputs as an 8-bit file would: clipped to black and white, rounded",
     )
     p.add_argument(
         "--json",

@@ -89,6 +89,7 @@ def _denoise_file(
     dim: list[bool] = []
     gray: list[bool] = []  # each image: gray stored as colour?
     shares: list[float] = []  # each Gamma image: the stabilised view's share, picked by SURE
+    clipped: list[bool] = []  # each image: Gaussian noise clipped at black or white, inverted
 
     def denoised(image: LoadedImage) -> np.ndarray:
         offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
@@ -101,6 +102,7 @@ def _denoise_file(
         given = level if level is not None else estimate
         result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
+        clipped.append(result.clipped)
         if result.view_share is not None and chosen.family == "gamma":
             shares.append(result.view_share)
         return to_hwc(result.x_hat) * scale + offset
@@ -127,6 +129,8 @@ def _denoise_file(
         notes.append(f"read noise {read_noise:g}")
     if shares:
         notes.append(f"the stabilised view's share {_span(shares)}, picked by SURE")
+    if any(clipped):
+        notes.append("clipped noise: inverse applied")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
     # the weights picked per image; weights the user named only where views were added

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from noise2score.adapt import Adaptation, fitted_network, perturbation
+from noise2score.clipping import invert_clipping
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score, pca_level
 from noise2score.metrics import from_hwc, to_hwc
@@ -38,6 +39,7 @@ class DenoiseResult:
     seconds: float
     guarded: int  # pixels where the Tweedie guard fired
     view_share: float | None = None  # the stabilised view's share in the estimate (vst)
+    clipped: bool = False  # Gaussian noise clipped at black or white, inverted (clip_inverse)
 
 
 class Denoiser:
@@ -53,6 +55,8 @@ class Denoiser:
     ``adapt``: fit a copy of the network to each image before it scores it
     (:mod:`noise2score.adapt`), and copies of the second views' networks to what they
     see of it.
+    ``clip_inverse``: a Gaussian image clipped at black or white (an 8-bit file) gets
+    its estimate mapped through the inverse of clipping (:mod:`noise2score.clipping`).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Denoiser:
         opponent: Denoiser | None = None,
         device: torch.device | str | None = None,
         adapt: Adaptation | None = None,
+        clip_inverse: bool = True,
     ) -> None:
         self.network = network.to(device, memory_format=torch.channels_last).eval()
         self.info = info
@@ -78,6 +83,7 @@ class Denoiser:
         self.tile, self.overlap, self.batch_size, self.bf16 = tile, overlap, batch_size, bf16
         self.ensemble = ensemble  # average the score over 8 rotations/mirrorings
         self.adapt = adapt
+        self.clip_inverse = clip_inverse
 
     def with_vst(self, gaussian: Denoiser | None) -> Denoiser:
         """Set (or clear, None) the Gaussian weights of the stabilised second view."""
@@ -193,14 +199,24 @@ class Denoiser:
         return 1 + (self.vst.fits() if self.vst is not None else 0) + (self.opponent is not None)
 
     def denoise_tensor(
-        self, y: Tensor, level: float | None = None, *, level_method: str = "auto", read_noise: float = 0.0
+        self,
+        y: Tensor,
+        level: float | None = None,
+        *,
+        level_method: str = "auto",
+        read_noise: float = 0.0,
+        clip_inverse: bool | None = None,
     ) -> DenoiseResult:
         """Denoise a (1, C, H, W) float tensor in [0, 1] units. ``read_noise``: the
         standard deviation of Gaussian noise added to Poisson noise (a camera's read
         noise, in the same units), known. Gray weights take a gray image stored as colour
-        (three equal channels) and give its three channels back."""
+        (three equal channels) and give its three channels back. ``clip_inverse``:
+        overrides the denoiser's (False for the second views, whose inputs are not a
+        file's pixels)."""
         if self.channels == 1 and y.shape[1] == 3 and bool((y[:, 1:] == y[:, :1]).all()):
-            gray = self.denoise_tensor(y[:, :1], level, level_method=level_method, read_noise=read_noise)
+            gray = self.denoise_tensor(
+                y[:, :1], level, level_method=level_method, read_noise=read_noise, clip_inverse=clip_inverse
+            )
             return dataclasses.replace(gray, x_hat=gray.x_hat.expand(-1, 3, -1, -1).contiguous())
         if read_noise:
             return self._with_read_noise(y, level, read_noise, level_method)
@@ -232,8 +248,13 @@ class Denoiser:
             )
         if opponent is not None:
             x_hat = (x_hat + opponent_estimate(opponent, y, level)) / 2
+        clipped = False
+        if self.family == "gaussian" and (self.clip_inverse if clip_inverse is None else clip_inverse):
+            x_hat, clipped = invert_clipping(y, x_hat, noise.sigma)
         seconds = time.perf_counter() - start
-        return DenoiseResult(x_hat, float(level), estimated, seconds, guarded, view_share=share)
+        return DenoiseResult(
+            x_hat, float(level), estimated, seconds, guarded, view_share=share, clipped=clipped
+        )
 
     def _with_read_noise(
         self, y: Tensor, level: float | None, read_noise: float, method: str

@@ -38,6 +38,7 @@ class EvalSpec:
     limit: int | None = None
     data_dir: str | None = None
     read_noise: float = 0.0  # Poisson: Gaussian noise of this standard deviation added ([0, 1] units)
+    clip8: bool = False  # noisy inputs stored as an 8-bit file would: clipped to [0, 1] and rounded
 
     def __post_init__(self) -> None:
         if self.read_noise and self.noise.family != "poisson":
@@ -48,12 +49,15 @@ class EvalSpec:
 
 def noisy_input(spec: EvalSpec, path: Path) -> tuple[np.ndarray, torch.Tensor]:
     """Clean (H, W, C) array and its fixed noisy draw as a (1, C, H, W) tensor; read
-    noise, if any, drawn after the family's noise from the same generator."""
+    noise, if any, drawn after the family's noise from the same generator; then, with
+    ``clip8``, clipped and rounded as an 8-bit file."""
     x = read_image(path).pixels
     generator = seeded_generator(spec.seed, spec.dataset, path.name)
     y = spec.noise.sample(from_hwc(x), generator=generator)
     if spec.read_noise:
         y = y + spec.read_noise * torch.randn(y.shape, generator=generator)
+    if spec.clip8:
+        y = torch.round(y.clamp(0, 1) * 255) / 255
     return x, y
 
 
@@ -132,6 +136,8 @@ def run_settings(
         "level_method": level_method,
         "read_noise": spec.read_noise,
     }
+    if spec.clip8:  # only then: rows saved before the option stay valid
+        settings["clip8"] = [True, denoiser.clip_inverse if denoiser else None]
     if denoiser is not None:
         views = [denoiser.vst, denoiser.gray_view]
         settings |= {
@@ -167,6 +173,7 @@ def save_partial(path: Path, settings: dict, rows: list[dict]) -> None:
 def _cache_path(spec: EvalSpec, method: str, name: str) -> Path:
     key = f"{method}-{spec.dataset}-{name}-{spec.noise.family}-{spec.noise.level:g}-seed{spec.seed}"
     key += f"-read{spec.read_noise:g}" if spec.read_noise else ""
+    key += "-clip8" if spec.clip8 else ""
     return CACHE_DIR / f"{key}.json"
 
 
@@ -241,6 +248,9 @@ def summarise(
     }
     if spec.read_noise:  # Poisson with Gaussian read noise, [0, 1] units
         result["read_noise"] = spec.read_noise
+    if spec.clip8:  # inputs clipped and rounded to 8 bits; was the clipping inverted?
+        result["clip8"] = True
+        result["clip_inverse"] = bool(denoiser and denoiser.clip_inverse) if method is None else None
     if denoiser and denoiser.adapt:  # fitted to each image first (--adapt)
         result["adapt"] = denoiser.adapt.record()
     if estimate_level:

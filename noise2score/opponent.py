@@ -35,7 +35,7 @@ def opponent_estimate(gray: Denoiser, y: Tensor, sigma: float) -> Tensor:
     level for fixed-level weights) is scaled about the centre to bring it inside."""
     out = []
     for (channel, level, gain), offset in zip(_channels(gray, y, sigma), OFFSET, strict=True):
-        x_hat = gray.denoise_tensor(channel.float(), level).x_hat.to(y.device).double()
+        x_hat = gray.denoise_tensor(channel.float(), level, clip_inverse=False).x_hat.to(y.device).double()
         out.append((x_hat - CENTRE) / gain + CENTRE - offset)
     inverse = torch.linalg.inv(OPPONENT.to(y.device))
     return torch.einsum("ij,bjhw->bihw", inverse, torch.cat(out, 1)).to(y.dtype)

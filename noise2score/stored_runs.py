@@ -44,7 +44,7 @@ def _current(run: dict, hashes: dict[str, str], seed: int) -> bool:
     (``hashes``: their SHA-256 by name)."""
     if run.get("method") != "noise2score" or run.get("weights") not in hashes:
         return False
-    if run.get("limit") is not None or run.get("read_noise") or run.get("seed") != seed:
+    if run.get("limit") is not None or run.get("read_noise") or run.get("clip8") or run.get("seed") != seed:
         return False
     if not (run.get("ensemble") or run.get("adapt")):
         return False

@@ -88,7 +88,7 @@ def stabilised_estimate(gaussian: Denoiser, y: Tensor, noise: NoiseModel) -> Ten
     """Estimate of the clean image behind Poisson or Gamma noisy ``y`` (1, C, H, W), made
     by ``gaussian`` (Gaussian weights) on its stabilised, unit-range version."""
     u, low, span, level = _unit_stabilised(gaussian, y, noise)
-    d = gaussian.denoise_tensor(u, level).x_hat.double().numpy() * span + low
+    d = gaussian.denoise_tensor(u, level, clip_inverse=False).x_hat.double().numpy() * span + low
     return torch.from_numpy(unstabilise(d, noise).astype(np.float32))
 
 

@@ -262,6 +262,8 @@ def run(
         )
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
+    if result.clipped:
+        info.append("The noise is clipped at black or white (an 8-bit file): the estimate was mapped back.")
     if gray_rgb and not add_noise:
         info.append(
             "A gray image stored as RGB (three equal channels): denoised as gray."

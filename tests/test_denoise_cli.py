@@ -389,3 +389,18 @@ def test_gray_weights_take_three_equal_channels_and_refuse_three_different_ones(
     np.testing.assert_array_equal(out, np.repeat(denoiser.denoise(gray, level=25), 3, axis=2))
     with pytest.raises(ValueError, match="3 channel"):
         denoiser.denoise(RNG.random((40, 50, 3)).astype(np.float32), level=25)
+
+
+def test_a_clipped_8_bit_file_gets_the_inverse_of_clipping_and_says_so(tmp_path, capsys):
+    from tests.conftest import clean_crops
+
+    x = clean_crops(size=128)[0][..., 0]  # the camera's dark coat
+    noisy = np.round(np.clip(x + RNG.normal(0, 50 / 255, x.shape), 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "scan.png")
+    args = ["denoise", str(tmp_path / "scan.png"), "--weights", "gaussian50-gray", "--level", "50"]
+    assert main([*args, "-o", str(tmp_path / "on")]) == 0
+    assert "clipped noise: inverse applied" in capsys.readouterr().out
+    assert main([*args, "-o", str(tmp_path / "off"), "--no-clip-inverse"]) == 0
+    assert "inverse applied" not in capsys.readouterr().out
+    on, off = (read_image(tmp_path / d / "scan.png").pixels[..., 0] for d in ("on", "off"))
+    assert np.abs(on - x).mean() < np.abs(off - x).mean()

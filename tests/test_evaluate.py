@@ -195,3 +195,30 @@ def test_a_stopped_network_run_goes_on_from_the_images_it_saved(tmp_path, monkey
     calls.clear()
     cli([*args, "--json", str(tmp_path / "ens.json")])
     assert len(calls) == 3  # a partial file of other settings is not used
+
+
+def test_clip8_stores_the_inputs_as_8_bit_files_and_records_the_inverse(tmp_path):
+    from noise2score import evaluate as evaluate_module
+    from noise2score.cli import main as cli
+
+    require_shared("set12")
+    noise = make_noise("gaussian", 50)
+    plain, clip8 = (
+        EvalSpec("set12", noise, limit=2, data_dir=str(SHARED_DATASETS), clip8=c) for c in (False, True)
+    )
+    path = datasets.dataset_files("set12", SHARED_DATASETS)[0]
+    y, y8 = noisy_input(plain, path)[1], noisy_input(clip8, path)[1]
+    assert torch.equal(y8, torch.round(y.clamp(0, 1) * 255) / 255) and (y8 == 0).any()
+    assert evaluate_module._cache_path(plain, "bm3d", "a") != evaluate_module._cache_path(clip8, "bm3d", "a")
+    assert "clip8" not in evaluate_module.run_settings(
+        plain, None, "w", False, "auto"
+    )  # old partial files hold
+    args = ["evaluate", "--weights", "gaussian50-gray", "--dataset", "set12", "--level", "50", "--limit", "2"]
+    args += ["--data-dir", str(SHARED_DATASETS), "--clip8"]
+    runs = {}
+    for extra in ([], ["--no-clip-inverse"]):
+        out = tmp_path / f"run{len(runs)}.json"
+        assert cli([*args, *extra, "--json", str(out)]) == 0
+        runs[bool(extra)] = json.loads(out.read_text())
+    assert runs[False]["clip8"] and runs[False]["clip_inverse"] and not runs[True]["clip_inverse"]
+    assert runs[False]["mean_psnr"] > runs[True]["mean_psnr"] + 0.2

@@ -24,7 +24,8 @@ class Echo:
         self.info = SimpleNamespace(blind=blind, levels=levels if blind else None, level=levels[0])
         self.seen = []
 
-    def denoise_tensor(self, y, level):
+    def denoise_tensor(self, y, level, clip_inverse=None):
+        assert clip_inverse is False  # opponent channels are not a file's clipped pixels
         self.seen.append((y, level))
         return SimpleNamespace(x_hat=y)
 

@@ -1,0 +1,64 @@
+"""Gaussian noise clipped at black and white, as an 8-bit file stores it.
+
+A noisy image saved as PNG or JPEG holds clip(x + sigma n) in [0, 1], not x + sigma n.
+Near the ends the clipped noise no longer averages to zero: its mean
+m(x) = E[clip(x + sigma n)] lies above x near black (sigma phi(0), about 0.4 sigma, at
+x = 0) and below it near white. Weights trained on unclipped noise estimate about that
+mean there, so the estimate is mapped through the inverse of m: the exact unbiased
+inverse of clipping, as the Anscombe transform has one. m increases with x, so its
+inverse is found by bisection. Only the ends at which a channel is clipped (more than
+``CLIPPED_SHARE`` of its pixels exactly there) are inverted; an unclipped image, such as
+the benchmarks' float inputs, is left as it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.special import ndtr
+
+from noise2score.patch_level import CLIPPED_SHARE
+
+BISECTIONS = 40  # the bracket [-1, 2] to under 1e-11
+
+
+def clipped_ends(y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per channel of a (1, C, H, W) image, as (1, C, 1, 1) booleans: is it clipped at
+    0, and at 1?"""
+
+    def share(end: float) -> Tensor:
+        return (y == end).float().mean(dim=(0, 2, 3), keepdim=True)
+
+    return share(0.0) > CLIPPED_SHARE, share(1.0) > CLIPPED_SHARE
+
+
+def clipped_mean(x: Tensor, sigma: float, low: Tensor, high: Tensor) -> Tensor:
+    """E[clip(x + sigma n)], clipped at 0 where ``low`` and at 1 where ``high``:
+    clip(z) = z + max(-z, 0) - max(z - 1, 0), each term's mean in closed form."""
+    return x + low * _mean_excess(-x, sigma) - high * _mean_excess(x - 1, sigma)
+
+
+def _mean_excess(t: Tensor, sigma: float) -> Tensor:
+    """E[max(t + sigma n, 0)] for standard normal n."""
+    return t * ndtr(t / sigma) + sigma * torch.exp(-0.5 * (t / sigma) ** 2) / math.sqrt(2 * math.pi)
+
+
+def invert_clipping(y: Tensor, x_hat: Tensor, sigma: float) -> tuple[Tensor, bool]:
+    """(the estimate ``x_hat`` of noisy ``y`` mapped through the inverse of the clipped
+    mean, whether ``y`` was clipped at all); estimates beyond what clipped noise can
+    average to are set to the end they lie past."""
+    low, high = clipped_ends(y)
+    if sigma <= 0 or not bool((low | high).any()):
+        return x_hat, False
+    low, high = low.to(x_hat.dtype), high.to(x_hat.dtype)
+    below, above = torch.full_like(x_hat, -1.0), torch.full_like(x_hat, 2.0)
+    for _ in range(BISECTIONS):
+        middle = (below + above) / 2
+        under = clipped_mean(middle, sigma, low, high) < x_hat
+        below, above = torch.where(under, middle, below), torch.where(under, above, middle)
+    x = (below + above) / 2
+    x = torch.where(low.bool(), x.clamp(min=0.0), x)
+    x = torch.where(high.bool(), x.clamp(max=1.0), x)
+    return torch.where((low + high).bool(), x, x_hat), True

@@ -1,0 +1,84 @@
+"""Gaussian noise clipped at black and white: the mean of clipped noise and its inverse."""
+
+import numpy as np
+import pytest
+import torch
+
+from noise2score.clipping import clipped_ends, clipped_mean, invert_clipping
+from noise2score.denoiser import load_denoiser
+from noise2score.metrics import psnr, to_hwc
+from tests.conftest import clean_crops
+
+SIGMA = 50 / 255
+
+
+def _clip8(y: torch.Tensor) -> torch.Tensor:
+    return torch.round(y.clamp(0, 1) * 255) / 255
+
+
+def test_the_clipped_mean_is_that_of_clipped_noise():
+    x = torch.tensor([-0.1, 0.0, 0.05, 0.3, 0.5, 0.9, 1.0, 1.1]).reshape(1, 1, 1, -1)
+    z = x + SIGMA * torch.randn((200_000, 1, 1, x.shape[-1]), generator=torch.Generator().manual_seed(0))
+    both, low, none = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)
+    for lower, upper, clipped in [(both, both, z.clamp(0, 1)), (low, none, z.clamp(min=0)), (none, none, z)]:
+        expected = clipped.mean(0, keepdim=True)
+        assert torch.allclose(clipped_mean(x, SIGMA, lower, upper), expected, atol=2e-3)
+
+
+def test_the_inverse_undoes_the_clipped_mean_at_the_clipped_ends_only():
+    x = torch.linspace(0, 1, 101).reshape(1, 1, 1, -1).repeat(1, 2, 1, 1)
+    y = torch.full((1, 2, 8, 8), 0.5)
+    y[:, 0, :2] = 0  # channel 0 clipped at black, channel 1 not at all
+    low, high = clipped_ends(y)
+    assert low.flatten().tolist() == [True, False] and not high.any()
+    x_hat = clipped_mean(x, SIGMA, low.float(), high.float())
+    assert torch.equal(x_hat[:, 1], x[:, 1])  # an unclipped channel: its mean is x
+    x_back, clipped = invert_clipping(y, x_hat, SIGMA)
+    assert clipped and torch.allclose(x_back, x, atol=1e-5)
+    below, _ = invert_clipping(y, torch.full_like(x, 0.01), SIGMA)  # under what clipped noise averages to
+    assert below[:, 0].eq(0).all() and below[:, 1].eq(0.01).all()
+
+
+def test_an_unclipped_image_is_left_as_it_is():
+    y = 0.5 + SIGMA * torch.randn((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    x_hat = torch.rand_like(y)
+    out, clipped = invert_clipping(y, x_hat, SIGMA)
+    assert out is x_hat and not clipped
+
+
+def test_a_clipped_8_bit_image_is_denoised_better_with_the_inverse():
+    x = np.stack(clean_crops(size=128))  # camera: dark coat, bright sky
+    generator = torch.Generator().manual_seed(0)
+    y = _clip8(
+        torch.from_numpy(x).permute(0, 3, 1, 2)
+        + SIGMA * torch.randn(x.shape[0], 1, 128, 128, generator=generator)
+    )
+    denoiser = load_denoiser("gaussian50-gray", device="cpu")
+    gains = []
+    for image, noisy in zip(x, y, strict=True):
+        with_inverse = denoiser.denoise_tensor(noisy[None], 50)
+        without = denoiser.denoise_tensor(noisy[None], 50, clip_inverse=False)
+        assert with_inverse.clipped and not without.clipped
+        gains.append(psnr(to_hwc(with_inverse.x_hat), image) - psnr(to_hwc(without.x_hat), image))
+    assert min(gains) > 0.3, gains
+
+
+@pytest.mark.parametrize("weights, noise", [("gaussian25-color", "opponent"), ("poisson0.05-gray", "vst")])
+def test_the_second_views_are_not_inverted(weights, noise, monkeypatch):
+    """Their inputs are stabilised or opponent channels, not a file's clipped pixels."""
+    denoiser = load_denoiser(weights, device="cpu", **{noise: "auto"})
+    view = denoiser.opponent if noise == "opponent" else denoiser.vst
+    asked = []
+    original = type(view).denoise_tensor
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("clip_inverse"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(view), "denoise_tensor", spy)
+    y = _clip8(
+        torch.rand((1, denoiser.channels, 32, 32), generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1
+    )
+    level = 25 if noise == "opponent" else 0.05
+    denoiser.denoise_tensor(y, level)
+    assert asked[0] is None and len(asked) > 1 and all(flag is False for flag in asked[1:])  # [0]: this call
