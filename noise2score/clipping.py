@@ -8,7 +8,9 @@ mean there, so the estimate is mapped through the inverse of m: the exact unbias
 inverse of clipping, as the Anscombe transform has one. m increases with x, so its
 inverse is found by bisection. Only the ends at which a channel is clipped (more than
 ``CLIPPED_SHARE`` of its pixels exactly there) are inverted; an unclipped image, such as
-the benchmarks' float inputs, is left as it is.
+the benchmarks' float inputs, is left as it is. Poisson and Gamma estimates are left as
+they are: there the same inverse, with their clipped means, helped some images and hurt
+others (benchmarks/RECIPES.md, *Clipped 8-bit files*).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import torch
 from torch import Tensor
 from torch.special import ndtr
 
+from noise2score.noise import NoiseModel
 from noise2score.patch_level import CLIPPED_SHARE
 
 BISECTIONS = 40  # the bracket [-1, 2] to under 1e-11
+NEAR = 6.0  # sigmas from a clipped end within which estimates are inverted
 
 
 def clipped_ends(y: Tensor) -> tuple[Tensor, Tensor]:
@@ -45,20 +49,26 @@ def _mean_excess(t: Tensor, sigma: float) -> Tensor:
     return t * ndtr(t / sigma) + sigma * torch.exp(-0.5 * (t / sigma) ** 2) / math.sqrt(2 * math.pi)
 
 
-def invert_clipping(y: Tensor, x_hat: Tensor, sigma: float) -> tuple[Tensor, bool]:
+def invert_clipping(y: Tensor, x_hat: Tensor, noise: NoiseModel) -> tuple[Tensor, bool]:
     """(the estimate ``x_hat`` of noisy ``y`` mapped through the inverse of the clipped
-    mean, whether ``y`` was clipped at all); estimates beyond what clipped noise can
-    average to are set to the end they lie past."""
-    low, high = clipped_ends(y)
-    if sigma <= 0 or not bool((low | high).any()):
+    mean, whether that was done: Gaussian noise, ``y`` clipped); estimates beyond what
+    clipped noise can average to are set to the end they lie past."""
+    if noise.family != "gaussian" or noise.level <= 0:
         return x_hat, False
-    low, high = low.to(x_hat.dtype), high.to(x_hat.dtype)
-    below, above = torch.full_like(x_hat, -1.0), torch.full_like(x_hat, 2.0)
+    low, high = clipped_ends(y)
+    if not bool((low | high).any()):
+        return x_hat, False
+    sigma = noise.sigma  # clipping moves the mean only within a few sigma of an end
+    low, high = low.expand_as(x_hat), high.expand_as(x_hat)
+    near = (low & (x_hat < NEAR * sigma)) | (high & (x_hat > 1 - NEAR * sigma))
+    target, low, high = x_hat[near], low[near], high[near]
+    below, above = torch.full_like(target, -1.0), torch.full_like(target, 2.0)
     for _ in range(BISECTIONS):
         middle = (below + above) / 2
-        under = clipped_mean(middle, sigma, low, high) < x_hat
+        under = clipped_mean(middle, sigma, low.to(target.dtype), high.to(target.dtype)) < target
         below, above = torch.where(under, middle, below), torch.where(under, above, middle)
     x = (below + above) / 2
-    x = torch.where(low.bool(), x.clamp(min=0.0), x)
-    x = torch.where(high.bool(), x.clamp(max=1.0), x)
-    return torch.where((low + high).bool(), x, x_hat), True
+    x = torch.where(low, x.clamp(min=0.0), x)
+    out = x_hat.clone()
+    out[near] = torch.where(high, x.clamp(max=1.0), x)
+    return out, True

@@ -39,7 +39,7 @@ class DenoiseResult:
     seconds: float
     guarded: int  # pixels where the Tweedie guard fired
     view_share: float | None = None  # the stabilised view's share in the estimate (vst)
-    clipped: bool = False  # Gaussian noise clipped at black or white, inverted (clip_inverse)
+    clipped: bool = False  # noise clipped at black or white, inverted (clip_inverse)
 
 
 class Denoiser:
@@ -249,8 +249,8 @@ class Denoiser:
         if opponent is not None:
             x_hat = (x_hat + opponent_estimate(opponent, y, level)) / 2
         clipped = False
-        if self.family == "gaussian" and (self.clip_inverse if clip_inverse is None else clip_inverse):
-            x_hat, clipped = invert_clipping(y, x_hat, noise.sigma)
+        if self.clip_inverse if clip_inverse is None else clip_inverse:
+            x_hat, clipped = invert_clipping(y, x_hat, noise)
         seconds = time.perf_counter() - start
         return DenoiseResult(
             x_hat, float(level), estimated, seconds, guarded, view_share=share, clipped=clipped

@@ -7,9 +7,11 @@ import torch
 from noise2score.clipping import clipped_ends, clipped_mean, invert_clipping
 from noise2score.denoiser import load_denoiser
 from noise2score.metrics import psnr, to_hwc
+from noise2score.noise import make_noise
 from tests.conftest import clean_crops
 
-SIGMA = 50 / 255
+GAUSSIAN = make_noise("gaussian", 50)
+SIGMA = GAUSSIAN.sigma
 
 
 def _clip8(y: torch.Tensor) -> torch.Tensor:
@@ -33,33 +35,32 @@ def test_the_inverse_undoes_the_clipped_mean_at_the_clipped_ends_only():
     assert low.flatten().tolist() == [True, False] and not high.any()
     x_hat = clipped_mean(x, SIGMA, low.float(), high.float())
     assert torch.equal(x_hat[:, 1], x[:, 1])  # an unclipped channel: its mean is x
-    x_back, clipped = invert_clipping(y, x_hat, SIGMA)
+    x_back, clipped = invert_clipping(y, x_hat, GAUSSIAN)
     assert clipped and torch.allclose(x_back, x, atol=1e-5)
-    below, _ = invert_clipping(y, torch.full_like(x, 0.01), SIGMA)  # under what clipped noise averages to
+    below, _ = invert_clipping(y, torch.full_like(x, 0.01), GAUSSIAN)  # under what clipped noise averages to
     assert below[:, 0].eq(0).all() and below[:, 1].eq(0.01).all()
 
 
 def test_an_unclipped_image_is_left_as_it_is():
     y = 0.5 + SIGMA * torch.randn((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
     x_hat = torch.rand_like(y)
-    out, clipped = invert_clipping(y, x_hat, SIGMA)
+    out, clipped = invert_clipping(y, x_hat, GAUSSIAN)
     assert out is x_hat and not clipped
+    for family, level in [("poisson", 0.05), ("gamma", 50)]:  # the inverse measured mixed there
+        assert not invert_clipping(y.clamp(0, 1), x_hat, make_noise(family, level))[1]
 
 
 def test_a_clipped_8_bit_image_is_denoised_better_with_the_inverse():
-    x = np.stack(clean_crops(size=128))  # camera: dark coat, bright sky
-    generator = torch.Generator().manual_seed(0)
-    y = _clip8(
-        torch.from_numpy(x).permute(0, 3, 1, 2)
-        + SIGMA * torch.randn(x.shape[0], 1, 128, 128, generator=generator)
-    )
+    x = torch.from_numpy(np.stack(clean_crops(size=128))).permute(0, 3, 1, 2)  # camera: dark coat, bright sky
+    y = _clip8(GAUSSIAN.sample(x, generator=torch.Generator().manual_seed(0)))
     denoiser = load_denoiser("gaussian50-gray", device="cpu")
     gains = []
     for image, noisy in zip(x, y, strict=True):
         with_inverse = denoiser.denoise_tensor(noisy[None], 50)
         without = denoiser.denoise_tensor(noisy[None], 50, clip_inverse=False)
         assert with_inverse.clipped and not without.clipped
-        gains.append(psnr(to_hwc(with_inverse.x_hat), image) - psnr(to_hwc(without.x_hat), image))
+        clean = image.permute(1, 2, 0).numpy()
+        gains.append(psnr(to_hwc(with_inverse.x_hat), clean) - psnr(to_hwc(without.x_hat), clean))
     assert min(gains) > 0.3, gains
 
 
