@@ -296,6 +296,22 @@ def test_a_dim_upload_is_named_and_stretched_on_request(tmp_path):
     assert abs(offset.mean() - saved.mean()) < 0.02 * saved.mean()  # the same result, offset put back
 
 
+def test_a_clipped_8_bit_upload_says_its_estimate_was_mapped_back(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from noise2score.webapp import DemoModels, run
+
+    x = clean_crops(size=96)[0][..., 0]  # the camera's dark coat: clipped at black
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 50 / 255, x.shape), 0, 1)
+    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(tmp_path / "clipped.png")
+    Image.fromarray(np.round(noisy * 127 + 64).astype(np.uint8)).save(tmp_path / "inside.png")
+    models = DemoModels([DEFAULT_WEIGHTS])
+    for name, clipped in [("clipped.png", True), ("inside.png", False)]:
+        _, _, info, _ = run(models, 10**6, str(tmp_path / name), DEFAULT_WEIGHTS, None, 25)
+        assert ("clipped at black or white" in info) == clipped, name
+
+
 def test_the_api_takes_a_white_level(server, tmp_path):
     import numpy as np
     import tifffile
