@@ -90,6 +90,7 @@ def _denoise_file(
     gray: list[bool] = []  # each image: gray stored as colour?
     shares: list[float] = []  # each Gamma image: the stabilised view's share, picked by SURE
     clipped: list[bool] = []  # each image: Gaussian noise clipped at black or white, inverted
+    unfitted: list[bool] = []  # each image: --adapt asked, not done (clipped)
 
     def denoised(image: LoadedImage) -> np.ndarray:
         offset, scale = map(np.float32, unit_range(image.pixels, image.source_dtype, white, black))
@@ -103,6 +104,7 @@ def _denoise_file(
         result = chosen.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
         clipped.append(result.clipped)
+        unfitted.append(result.fit_skipped)
         if result.view_share is not None and chosen.family == "gamma":
             shares.append(result.view_share)
         return to_hwc(result.x_hat) * scale + offset
@@ -131,6 +133,8 @@ def _denoise_file(
         notes.append(f"the stabilised view's share {_span(shares)}, picked by SURE")
     if any(clipped):
         notes.append("clipped noise: inverse applied")
+    if any(unfitted):
+        notes.append("not fitted (--adapt): clipped at black or white")
     if white == "auto":
         notes.append(f"white {_span(whites)}")
     # the weights picked per image; weights the user named only where views were added

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from noise2score.adapt import Adaptation, fitted_network, perturbation
-from noise2score.clipping import invert_clipping
+from noise2score.clipping import invert_clipping, too_clipped_to_fit
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score, pca_level
 from noise2score.metrics import from_hwc, to_hwc
@@ -39,7 +39,8 @@ class DenoiseResult:
     seconds: float
     guarded: int  # pixels where the Tweedie guard fired
     view_share: float | None = None  # the stabilised view's share in the estimate (vst)
-    clipped: bool = False  # noise clipped at black or white, inverted (clip_inverse)
+    clipped: bool = False  # Gaussian noise clipped at black or white, inverted (clip_inverse)
+    fit_skipped: bool = False  # adapt asked, not done: too clipped (clipping.too_clipped_to_fit)
 
 
 class Denoiser:
@@ -54,7 +55,8 @@ class Denoiser:
     results stay on theirs, tiles travel.
     ``adapt``: fit a copy of the network to each image before it scores it
     (:mod:`noise2score.adapt`), and copies of the second views' networks to what they
-    see of it.
+    see of it; not an image much clipped at black or white
+    (:func:`clipping.too_clipped_to_fit`).
     ``clip_inverse``: a Gaussian image clipped at black or white (an 8-bit file) gets
     its estimate mapped through the inverse of clipping (:mod:`noise2score.clipping`).
     """
@@ -230,6 +232,8 @@ class Denoiser:
         if estimated and self.info.level_input:  # the network needs the level: estimate it first
             level = estimate_level_without_score(self.family, y, method=level_method)
         fit = _whole_fit(self.adapt, self.fits())
+        fit_skipped = bool(fit) and too_clipped_to_fit(y, self.family)
+        fit = None if fit_skipped else fit  # it would fit the clipped spike
         scoring = self.fitted_to(y, level, fit) if fit else self
         score = scoring.score(y, level)
         if estimated and not self.info.level_input:
@@ -252,9 +256,7 @@ class Denoiser:
         if self.clip_inverse if clip_inverse is None else clip_inverse:
             x_hat, clipped = invert_clipping(y, x_hat, noise)
         seconds = time.perf_counter() - start
-        return DenoiseResult(
-            x_hat, float(level), estimated, seconds, guarded, view_share=share, clipped=clipped
-        )
+        return DenoiseResult(x_hat, float(level), estimated, seconds, guarded, share, clipped, fit_skipped)
 
     def _with_read_noise(
         self, y: Tensor, level: float | None, read_noise: float, method: str

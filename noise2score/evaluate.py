@@ -113,6 +113,7 @@ def evaluate(
         result = chosen.denoise_tensor(y, level, level_method=level_method, read_noise=spec.read_noise)
         extra |= {"estimated_level": result.level} if estimate_level else {}
         extra |= {"view_share": result.view_share} if result.view_share is not None else {}
+        extra |= {"fit_skipped": True} if result.fit_skipped else {}
         rows.append(_row(path.name, x, to_hwc(result.x_hat), result.seconds, **extra))
         if on_row:
             on_row(rows)

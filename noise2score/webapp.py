@@ -251,7 +251,7 @@ def run(
         f"**{denoiser.family} level {'estimated' if estimated else 'given'}: {result.level:.4g}**",
         f"model {denoiser.info.name}{_view(denoiser, result.view_share)}"
         f"{' (self-ensemble x8)' if ensemble else ''}"
-        f"{_fitting(adaptation, denoiser.fits())}, "
+        f"{'' if result.fit_skipped else _fitting(adaptation, denoiser.fits())}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
     if left_out:
@@ -264,6 +264,8 @@ def run(
         info.append(f"read noise {read_noise:g} (file units) taken into account")
     if result.clipped:
         info.append("The noise is clipped at black or white (an 8-bit file): the estimate was mapped back.")
+    if result.fit_skipped:
+        info.append("Not fitted to the image: fitting to noise clipped at black or white does harm.")
     if gray_rgb and not add_noise:
         info.append(
             "A gray image stored as RGB (three equal channels): denoised as gray."

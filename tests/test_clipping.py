@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from noise2score.clipping import clipped_ends, clipped_mean, invert_clipping
+from noise2score.clipping import clipped_ends, clipped_mean, invert_clipping, too_clipped_to_fit
 from noise2score.denoiser import load_denoiser
 from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
@@ -83,3 +83,20 @@ def test_the_second_views_are_not_inverted(weights, noise, monkeypatch):
     level = 25 if noise == "opponent" else 0.05
     denoiser.denoise_tensor(y, level)
     assert asked[0] is None and len(asked) > 1 and all(flag is False for flag in asked[1:])  # [0]: this call
+
+
+def test_a_clipped_image_is_not_fitted_to_and_says_so():
+    from noise2score.adapt import Adaptation
+
+    x = torch.from_numpy(clean_crops(size=128)[0]).permute(2, 0, 1)[None]  # the dark coat
+    y = _clip8(GAUSSIAN.sample(x, generator=torch.Generator().manual_seed(0)))
+    dark = y.clamp(max=0.99)  # clipped at black only
+    assert too_clipped_to_fit(dark, "gaussian") and not too_clipped_to_fit(
+        dark, "poisson"
+    )  # Poisson zeros are counts
+    assert too_clipped_to_fit(y.clamp(max=0.9) + 0.1, "poisson")  # at white
+    denoiser = load_denoiser("gaussian50-gray", device="cpu", adapt=Adaptation(steps=2))
+    result = denoiser.denoise_tensor(y, 50)
+    alone = load_denoiser("gaussian50-gray", device="cpu").denoise_tensor(y, 50)
+    assert result.fit_skipped and not alone.fit_skipped and torch.equal(result.x_hat, alone.x_hat)
+    assert not denoiser.denoise_tensor(GAUSSIAN.sample(x), 50).fit_skipped  # unclipped: fitted

@@ -402,5 +402,7 @@ def test_a_clipped_8_bit_file_gets_the_inverse_of_clipping_and_says_so(tmp_path,
     assert "clipped noise: inverse applied" in capsys.readouterr().out
     assert main([*args, "-o", str(tmp_path / "off"), "--no-clip-inverse"]) == 0
     assert "inverse applied" not in capsys.readouterr().out
+    assert main([*args, "-o", str(tmp_path / "fit"), "--adapt", "2"]) == 0
+    assert "not fitted (--adapt): clipped at black or white" in capsys.readouterr().out
     on, off = (read_image(tmp_path / d / "scan.png").pixels[..., 0] for d in ("on", "off"))
     assert np.abs(on - x).mean() < np.abs(off - x).mean()
