@@ -95,6 +95,13 @@ def test_a_clipped_image_is_not_fitted_to_and_says_so():
         dark, "poisson"
     )  # Poisson zeros are counts
     assert too_clipped_to_fit(y.clamp(max=0.9) + 0.1, "poisson")  # at white
+    light = torch.full((1, 1, 100, 100), 0.5)
+    light[..., 0, :3] = 1.0  # 0.03% at white: not clipped
+    assert not too_clipped_to_fit(light, "poisson")
+    light[..., 1:3, :] = 0.0  # 2% at black: clipped, yet fitted (Gaussian)
+    assert not too_clipped_to_fit(light, "gaussian")
+    light[..., 3, :] = 1.0  # 1% at white: Poisson is not fitted
+    assert too_clipped_to_fit(light, "poisson")
     denoiser = load_denoiser("gaussian50-gray", device="cpu", adapt=Adaptation(steps=2))
     result = denoiser.denoise_tensor(y, 50)
     alone = load_denoiser("gaussian50-gray", device="cpu").denoise_tensor(y, 50)
