@@ -138,7 +138,7 @@ def run_settings(
         "read_noise": spec.read_noise,
     }
     if spec.clip8:  # only then: rows saved before the option stay valid
-        settings["clip8"] = [True, denoiser.clip_inverse if denoiser else None]
+        settings |= {"clip8": True, "clip_inverse": denoiser.clip_inverse if denoiser else None}
     if denoiser is not None:
         views = [denoiser.vst, denoiser.gray_view]
         settings |= {
