@@ -73,10 +73,11 @@ def invert_clipping(y: Tensor, x_hat: Tensor, noise: NoiseModel) -> tuple[Tensor
     low, high = low.expand_as(x_hat), high.expand_as(x_hat)
     near = (low & (x_hat < NEAR * sigma)) | (high & (x_hat > 1 - NEAR * sigma))
     target, low, high = x_hat[near], low[near], high[near]
+    at_low, at_high = low.to(target.dtype), high.to(target.dtype)
     below, above = torch.full_like(target, -1.0), torch.full_like(target, 2.0)
     for _ in range(BISECTIONS):
         middle = (below + above) / 2
-        under = clipped_mean(middle, sigma, low.to(target.dtype), high.to(target.dtype)) < target
+        under = clipped_mean(middle, sigma, at_low, at_high) < target
         below, above = torch.where(under, middle, below), torch.where(under, above, middle)
     x = (below + above) / 2
     x = torch.where(low, x.clamp(min=0.0), x)
