@@ -6,9 +6,13 @@ m(x) = E[clip(x + sigma n)] lies above x near black (sigma phi(0), about 0.4 sig
 x = 0) and below it near white. Weights trained on unclipped noise estimate about that
 mean there, so the estimate is mapped through the inverse of m: the exact unbiased
 inverse of clipping, as the Anscombe transform has one. m increases with x, so its
-inverse is found by bisection. Only the ends at which a channel is clipped (more than
-``CLIPPED_SHARE`` of its pixels exactly there) are inverted; an unclipped image, such as
-the benchmarks' float inputs, is left as it is.
+inverse is found by bisection. Only the ends at which a channel is clipped are inverted:
+its lowest or highest value, where more than ``CLIPPED_SHARE`` of its pixels sit exactly
+(noise left unclipped spreads its extremes thin). That is 0 and 1 for an 8-bit file, and
+wherever ``--black`` or ``--white`` put a file's ends or a sensor's saturation. An
+unclipped image, such as the benchmarks' float inputs, is left as it is. Poisson counts
+that land on 1 exactly (20 counts at zeta 0.05) are no clipping: brighter pixels lie
+beyond them.
 
 Fitting a network to a clipped image (``--adapt``) fits the spike that clipping piles up
 at an end, which no unclipped score has: on 8-bit Set12 at sigma 50 (6-14% of the
@@ -26,33 +30,65 @@ files*).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.special import ndtr
 
 from noise2score.noise import NoiseModel
-from noise2score.patch_level import CLIPPED_SHARE
 
-BISECTIONS = 40  # the bracket [-1, 2] to under 1e-11
+# A channel with more of its pixels than this exactly at its lowest or highest value was
+# clipped there. Unclipped noise leaves a handful at its extremes, even when rounded to
+# 8 bits; clipping piles up every pixel whose noise went past the end.
+CLIPPED_SHARE = 1e-3
+MIN_PILED = 8  # and more pixels than this: a small image's extremes are single pixels
+BISECTIONS = 40  # a bracket 1 beyond each end ([-1, 2] for a [0, 1] image) to under 1e-11
 NEAR = 6.0  # sigmas from a clipped end within which estimates are inverted
 FIT_CLIPPED_SHARE = 0.05  # more of a channel at a clipped end: not fitted to (adapt)
 
 
-def clipped_ends(y: Tensor, share: float = CLIPPED_SHARE) -> tuple[Tensor, Tensor]:
-    """Per channel of a (1, C, H, W) image, as (1, C, 1, 1) booleans: is it clipped at
-    0, and at 1 (more than ``share`` of its pixels exactly there)?"""
+@dataclass(frozen=True)
+class Ends:
+    """Per channel of a (1, C, H, W) image, each (1, C, 1, 1): its lowest and highest
+    value, and whether it is clipped there."""
 
-    def at(end: float) -> Tensor:
-        return (y == end).float().mean(dim=(0, 2, 3), keepdim=True) > share
+    lowest: Tensor
+    highest: Tensor
+    low: Tensor  # bool
+    high: Tensor  # bool
 
-    return at(0.0), at(1.0)
+    @property
+    def any(self) -> bool:
+        return bool((self.low | self.high).any())
 
 
-def clipped_mean(x: Tensor, sigma: float, low: Tensor, high: Tensor) -> Tensor:
-    """E[clip(x + sigma n)], clipped at 0 where ``low`` and at 1 where ``high``:
-    clip(z) = z + max(-z, 0) - max(z - 1, 0), each term's mean in closed form."""
-    return x + low * _mean_excess(-x, sigma) - high * _mean_excess(x - 1, sigma)
+def clipped_ends(y: Tensor, share: float = CLIPPED_SHARE) -> Ends:
+    """The ends of each channel of ``y`` (1, C, H, W), clipped where more than ``share``
+    of the channel's pixels (and more than ``MIN_PILED``; not all) sit exactly at them."""
+    lowest, highest = y.amin(dim=(0, 2, 3), keepdim=True), y.amax(dim=(0, 2, 3), keepdim=True)
+
+    pixels = y.shape[0] * y.shape[2] * y.shape[3]
+    least = max(share * pixels, MIN_PILED)
+
+    def piled(end: Tensor) -> Tensor:  # a constant channel holds no noise to clip
+        return ((y == end).sum(dim=(0, 2, 3), keepdim=True) > least) & (highest > lowest)
+
+    return Ends(lowest, highest, piled(lowest), piled(highest))
+
+
+def clipped_mean(
+    x: Tensor,
+    sigma: float,
+    low: Tensor,
+    high: Tensor,
+    lowest: Tensor | float = 0.0,
+    highest: Tensor | float = 1.0,
+) -> Tensor:
+    """E[clip(x + sigma n)], clipped at ``lowest`` where ``low`` and at ``highest`` where
+    ``high``: clip(z) = z + max(lowest - z, 0) - max(z - highest, 0), each term's mean in
+    closed form."""
+    return x + low * _mean_excess(lowest - x, sigma) - high * _mean_excess(x - highest, sigma)
 
 
 def _mean_excess(t: Tensor, sigma: float) -> Tensor:
@@ -66,23 +102,27 @@ def invert_clipping(y: Tensor, x_hat: Tensor, noise: NoiseModel) -> tuple[Tensor
     clipped noise can average to are set to the end they lie past."""
     if noise.family != "gaussian" or noise.level <= 0:
         return x_hat, False
-    low, high = clipped_ends(y)
-    if not bool((low | high).any()):
+    ends = clipped_ends(y)
+    if not ends.any:
         return x_hat, False
     sigma = noise.sigma  # clipping moves the mean only within a few sigma of an end
-    low, high = low.expand_as(x_hat), high.expand_as(x_hat)
-    near = (low & (x_hat < NEAR * sigma)) | (high & (x_hat > 1 - NEAR * sigma))
-    target, low, high = x_hat[near], low[near], high[near]
+    low, high = ends.low.expand_as(x_hat), ends.high.expand_as(x_hat)
+    lowest, highest = (
+        ends.lowest.to(x_hat.dtype).expand_as(x_hat),
+        ends.highest.to(x_hat.dtype).expand_as(x_hat),
+    )
+    near = (low & (x_hat < lowest + NEAR * sigma)) | (high & (x_hat > highest - NEAR * sigma))
+    target, low, high, lowest, highest = x_hat[near], low[near], high[near], lowest[near], highest[near]
     at_low, at_high = low.to(target.dtype), high.to(target.dtype)
-    below, above = torch.full_like(target, -1.0), torch.full_like(target, 2.0)
+    below, above = lowest - 1, highest + 1
     for _ in range(BISECTIONS):
         middle = (below + above) / 2
-        under = clipped_mean(middle, sigma, at_low, at_high) < target
+        under = clipped_mean(middle, sigma, at_low, at_high, lowest, highest) < target
         below, above = torch.where(under, middle, below), torch.where(under, above, middle)
     x = (below + above) / 2
-    x = torch.where(low, x.clamp(min=0.0), x)
+    x = torch.where(low, torch.maximum(x, lowest), x)
     out = x_hat.clone()
-    out[near] = torch.where(high, x.clamp(max=1.0), x)
+    out[near] = torch.where(high, torch.minimum(x, highest), x)
     return out, True
 
 
@@ -91,5 +131,5 @@ def too_clipped_to_fit(y: Tensor, family: str) -> bool:
     noise, over ``FIT_CLIPPED_SHARE`` at either end; Poisson and Gamma noise, whose zeros
     are counts or dark, clipped at white at all."""
     if family == "gaussian":
-        return bool(torch.cat(clipped_ends(y, FIT_CLIPPED_SHARE)).any())
-    return bool(clipped_ends(y)[1].any())
+        return clipped_ends(y, FIT_CLIPPED_SHARE).any
+    return bool(clipped_ends(y).high.any())

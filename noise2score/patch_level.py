@@ -19,11 +19,13 @@ noise of shape k has noise variance trigamma(k).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 from scipy.optimize import brentq
 from scipy.special import gammaincinv, polygamma
 
+from noise2score.clipping import CLIPPED_SHARE, Ends, clipped_ends
 from noise2score.vst import anscombe
 
 PATCH = 7
@@ -34,10 +36,8 @@ SEED = 0
 # Counts per pixel below which the Anscombe transform's noise variance falls under one
 # (0.92 at 2, 0.98 at 3, 1.00 at 5): darker patches would pull the Poisson estimate low.
 MIN_COUNTS = 3.0
-# Images with more pixels than this at exactly 0 or 1 were clipped (8-bit files; noise
-# left unclipped never lands there exactly): the Gaussian estimate then uses the patches
-# at least CLIP_MARGIN sigma inside the range.
-CLIPPED_SHARE = 1e-3
+# Where a channel is clipped (clipping.clipped_ends at CLIPPED_SHARE: an 8-bit file), the
+# Gaussian estimate uses the patches at least CLIP_MARGIN sigma inside its clipped ends.
 CLIP_MARGIN = 2.0
 # Bumped when a family's estimate changes: results measured with the level estimated by
 # an earlier revision are measured again (``noise2score results --keep-unchanged``).
@@ -109,23 +109,28 @@ def _mean_variance(channels: np.ndarray, valid: np.ndarray | None = None) -> flo
 
 
 def gaussian_sigma(channels: np.ndarray) -> float | None:
-    """Gaussian sigma in the image's units, from (C, H, W). Where the image was clipped
-    to [0, 1] (8-bit files), patches near black or white are left out (:func:`_unclipped`)."""
+    """Gaussian sigma in the image's units, from (C, H, W). Where a channel was clipped
+    (8-bit files), patches near its clipped ends are left out (:func:`_unclipped`)."""
     variance = _mean_variance(channels)
-    if variance is not None and np.mean((channels == 0) | (channels == 1)) > CLIPPED_SHARE:
-        variance = _unclipped(channels, variance)
+    ends = clipped_ends(torch.from_numpy(channels)[None], CLIPPED_SHARE)
+    if variance is not None and ends.any:
+        variance = _unclipped(channels, variance, ends)
     return None if variance is None else float(np.sqrt(variance))
 
 
-def _unclipped(channels: np.ndarray, variance: float) -> float:
+def _unclipped(channels: np.ndarray, variance: float, ends: Ends) -> float:
     """The noise variance of a clipped image from its patches whose mean lies more than
-    CLIP_MARGIN sigma inside [0, 1], refined with the estimate: nearer the ends, clipping
-    narrows the noise (sigma 50 on 8-bit Set12 read 46.5 instead of 50). Leaving out only the
-    patches with a clipped pixel would keep those whose noise happened to be small."""
+    CLIP_MARGIN sigma inside its clipped ends, refined with the estimate: nearer them,
+    clipping narrows the noise (sigma 50 on 8-bit Set12 read 46.5 instead of 50). Leaving
+    out only the patches with a clipped pixel would keep those whose noise happened to be
+    small."""
     mean = uniform_filter(channels, size=(1, PATCH, PATCH), mode="nearest")
+    lowest = np.where(ends.low.numpy(), ends.lowest.double().numpy(), np.nan)[0]  # (C, 1, 1)
+    highest = np.where(ends.high.numpy(), ends.highest.double().numpy(), np.nan)[0]
     for _ in range(ROUNDS):
         margin = CLIP_MARGIN * np.sqrt(variance)
-        refined = _mean_variance(channels, (mean > margin) & (mean < 1 - margin))
+        inside = ~(mean <= lowest + margin) & ~(mean >= highest - margin)  # NaN: that end is not clipped
+        refined = _mean_variance(channels, inside)
         if refined is None:  # too few patches that far inside: keep the last estimate
             break
         variance = refined

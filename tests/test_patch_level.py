@@ -52,6 +52,8 @@ def test_an_8bit_file_clipped_at_black_and_white_is_not_read_low(camera, sigma):
     read 23.3 and 41.9. Only patches well inside the range are used now."""
     y = torch.round(_noisy(camera, "gaussian", sigma).clamp(0, 1) * 255) / 255
     assert pca_level("gaussian", y) == pytest.approx(sigma, rel=0.05)
+    moved = (y[0].double().numpy() + 0.1) / 1.25  # clipped at 0.08 and 0.88 (--black, --white)
+    assert gaussian_sigma(moved) * 1.25 == pytest.approx(gaussian_sigma(y[0].double().numpy()), rel=1e-6)
 
 
 def test_an_image_with_almost_no_bright_patches_still_gets_a_poisson_estimate(camera):
