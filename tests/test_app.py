@@ -303,9 +303,9 @@ def test_a_clipped_8_bit_upload_says_its_estimate_was_mapped_back(tmp_path):
     from noise2score.webapp import DemoModels, run
 
     x = clean_crops(size=96)[0][..., 0]  # the camera's dark coat: clipped at black
-    noisy = np.clip(x + np.random.default_rng(0).normal(0, 50 / 255, x.shape), 0, 1)
-    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(tmp_path / "clipped.png")
-    Image.fromarray(np.round(noisy * 127 + 64).astype(np.uint8)).save(tmp_path / "inside.png")
+    noisy = x + np.random.default_rng(0).normal(0, 50 / 255, x.shape)
+    Image.fromarray(np.round(noisy.clip(0, 1) * 255).astype(np.uint8)).save(tmp_path / "clipped.png")
+    Image.fromarray(np.round(noisy * 80 + 80).astype(np.uint8)).save(tmp_path / "inside.png")  # 39-197
     models = DemoModels([DEFAULT_WEIGHTS])
     for name, clipped in [("clipped.png", True), ("inside.png", False)]:
         _, _, info, _ = run(models, 10**6, str(tmp_path / name), DEFAULT_WEIGHTS, None, 25)
