@@ -228,6 +228,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         on_row=partial and (lambda rows: save_partial(partial, settings, rows)),
     )
     print(markdown_table(result))
+    unfitted = sum(bool(row.get("fit_skipped")) for row in result["images"])
+    if unfitted:  # --adapt leaves out images it would harm; the rows say which
+        count = f"{unfitted} of {len(result['images'])} image(s)"
+        print(f"note: --adapt did not fit {count}: clipped at black or white", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
         if partial:

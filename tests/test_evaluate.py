@@ -197,7 +197,7 @@ def test_a_stopped_network_run_goes_on_from_the_images_it_saved(tmp_path, monkey
     assert len(calls) == 3  # a partial file of other settings is not used
 
 
-def test_clip8_stores_the_inputs_as_8_bit_files_and_records_the_inverse(tmp_path):
+def test_clip8_stores_the_inputs_as_8_bit_files_and_records_the_inverse(tmp_path, capsys):
     from noise2score import evaluate as evaluate_module
     from noise2score.cli import main as cli
 
@@ -222,3 +222,6 @@ def test_clip8_stores_the_inputs_as_8_bit_files_and_records_the_inverse(tmp_path
         runs[bool(extra)] = json.loads(out.read_text())
     assert runs[False]["clip8"] and runs[False]["clip_inverse"] and not runs[True]["clip_inverse"]
     assert runs[False]["mean_psnr"] > runs[True]["mean_psnr"] + 0.2
+    capsys.readouterr()
+    assert cli([*args, "--limit", "1", "--adapt", "1"]) == 0  # 6-14% clipped at sigma 50: not fitted
+    assert "note: --adapt did not fit 1 of 1 image(s): clipped at black or white" in capsys.readouterr().err
