@@ -125,12 +125,12 @@ def _unclipped(channels: np.ndarray, variance: float, ends: Ends) -> float:
     out only the patches with a clipped pixel would keep those whose noise happened to be
     small."""
     mean = uniform_filter(channels, size=(1, PATCH, PATCH), mode="nearest")
-    lowest = np.where(ends.low.numpy(), ends.lowest.double().numpy(), np.nan)[0]  # (C, 1, 1)
-    highest = np.where(ends.high.numpy(), ends.highest.double().numpy(), np.nan)[0]
+    # (C, 1, 1) each; an end that is not clipped leaves no patch out
+    lowest = np.where(ends.low.numpy(), ends.lowest.double().numpy(), -np.inf)[0]
+    highest = np.where(ends.high.numpy(), ends.highest.double().numpy(), np.inf)[0]
     for _ in range(ROUNDS):
         margin = CLIP_MARGIN * np.sqrt(variance)
-        inside = ~(mean <= lowest + margin) & ~(mean >= highest - margin)  # NaN: that end is not clipped
-        refined = _mean_variance(channels, inside)
+        refined = _mean_variance(channels, (mean > lowest + margin) & (mean < highest - margin))
         if refined is None:  # too few patches that far inside: keep the last estimate
             break
         variance = refined
