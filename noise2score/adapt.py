@@ -21,13 +21,19 @@ from noise2score.score_loss import ardae_loss
 from noise2score.weights import WeightsInfo
 
 MAX_STEPS = 10_000
+# The Adam rate where none is given: RATE_PER_RATIO times sigma_a / the noise's standard
+# deviation at mid-gray, at most MAX_RATE (benchmarks/RECIPES.md, "The rate of a fit").
+RATE_PER_RATIO = 3e-3
+MAX_RATE = 1e-4
+MID_GRAY = 0.5
 # Recorded with results: 2 since the second views' networks are fitted too (1: the weights' alone).
 REVISION = 2
 
 
 @dataclass(frozen=True)
 class Adaptation:
-    """How to fit the network to an image: ``steps`` Adam steps at ``lr``, each on
+    """How to fit the network to an image: ``steps`` Adam steps at ``lr`` (None: from
+    the perturbation, :func:`learning_rate`), each on
     ``batch`` random ``crop`` crops (turned and mirrored at random, antithetic pairs),
     scored with a running average of the weights (decay ``ema``). ``sigma_a``: the
     AR-DAE perturbation, None for the end of the weights' own training ramp (their
@@ -36,7 +42,7 @@ class Adaptation:
     given, is called after each step with the fraction done (a demo's progress bar)."""
 
     steps: int = 120
-    lr: float = 3e-5
+    lr: float | None = None
     batch: int = 4
     crop: int = 96
     ema: float = 0.95
@@ -47,12 +53,15 @@ class Adaptation:
     def __post_init__(self) -> None:
         if not 0 < self.steps <= MAX_STEPS:
             raise ValueError(f"adaptation steps must be in 1..{MAX_STEPS}, got {self.steps}")
+        if self.lr is not None and not 0 < self.lr <= 1:
+            raise ValueError(f"adaptation rate must be in (0, 1], got {self.lr}")
 
     def record(self) -> dict:
-        """The settings, for a result's record (the progress hook is not one), and what
-        is fitted (``REVISION``)."""
+        """The settings, for a result's record (the progress hook is not one), what is
+        fitted (``REVISION``) and, where the rate is not given, the rule that sets it."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
-        return settings | {"revision": REVISION}
+        rule = {"rate_rule": [RATE_PER_RATIO, MAX_RATE]} if self.lr is None else {}
+        return settings | {"revision": REVISION} | rule
 
 
 def fitted_network(
@@ -69,7 +78,10 @@ def fitted_network(
     makes the score of a batch of crops, the weights' own way; ``which``: the image each
     crop came from, None where there is one image. ``sigma_a``: the AR-DAE perturbation
     (:func:`perturbation`), one for all images or one per image. ``on_step(step,
-    network)`` is called after each step with the network that would score now."""
+    network)`` is called after each step with the network that would score now.
+    ``settings.lr`` must be set (:func:`learning_rate` gives the default)."""
+    if settings.lr is None:
+        raise ValueError("a fit needs its rate: learning_rate() sets the default one")
     device = next(network.parameters()).device
     seeded = settings.seed is not None
     crop_generator = torch.Generator().manual_seed(settings.seed) if seeded else None
@@ -117,6 +129,21 @@ def perturbation(info: WeightsInfo, settings: Adaptation, level: float | None) -
     if level is None or not (info.level_input or info.levels):
         return base
     return base * float(make_noise(info.family, info.level).sigma_a_scale(torch.tensor([float(level)])))
+
+
+def learning_rate(
+    settings: Adaptation, family: str, levels: Sequence[float], sigma_a: Sequence[float]
+) -> float:
+    """``settings.lr``, else the rate for fitting at perturbations ``sigma_a`` images of
+    ``family`` noise at ``levels`` (one each). The AR-DAE target of a step is mostly the
+    unit draw u; the score's part of it is about sigma_a over the noise's standard
+    deviation, so the smaller that ratio, the noisier the gradient and the smaller the
+    rate that still climbs: 3e-5 at sigma 25 and sigma_a 0.001 (a ratio of 0.01), 1e-4
+    where the ratio is 0.05 or more (most weights; their cards' ``sigma_a_end``)."""
+    if settings.lr is not None:
+        return settings.lr
+    ratio = min(a / make_noise(family, v).std_at(MID_GRAY) for a, v in zip(sigma_a, levels, strict=True))
+    return min(MAX_RATE, RATE_PER_RATIO * ratio)
 
 
 def random_crops(

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from noise2score.adapt import Adaptation, fitted_network, perturbation
+from noise2score.adapt import Adaptation, fitted_network, learning_rate, perturbation
 from noise2score.clipping import invert_clipping, too_clipped_to_fit
 from noise2score.image_io import ImageError, from_float, to_float
 from noise2score.level import estimate_level, estimate_level_without_score, pca_level
@@ -171,7 +171,9 @@ class Denoiser:
             return told_scorer(network, self.info, torch.tensor([float(v) for v in told]))
 
         sigma_a = [perturbation(self.info, settings, v) for v in levels]
-        network = fitted_network(self.network, scorer_of, y, sigma_a, settings)
+        at = [self.info.level if v is None else v for v in levels]  # fixed-level weights: their level
+        rate = learning_rate(settings, self.family, at, sigma_a)
+        network = fitted_network(self.network, scorer_of, y, sigma_a, dataclasses.replace(settings, lr=rate))
         options = {"tile": self.tile, "overlap": self.overlap, "batch_size": self.batch_size}
         return Denoiser(network, self.info, bf16=self.bf16, ensemble=self.ensemble, **options)
 

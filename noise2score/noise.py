@@ -54,6 +54,10 @@ class NoiseModel:
         The score's size goes as its inverse."""
         raise NotImplementedError
 
+    def std_at(self, x: float) -> float:
+        """The noise's standard deviation where the clean intensity is ``x``."""
+        raise NotImplementedError
+
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
         """Factor on sigma_a for crops noisy at ``levels`` (blind training): the noise
         scale of each crop relative to this model's level. sigma_a then keeps the same
@@ -90,6 +94,9 @@ class GaussianNoise(NoiseModel):
     def noise_scale(self, levels: Tensor) -> Tensor:
         return levels / self.level
 
+    def std_at(self, x: float) -> float:
+        return self.sigma
+
 
 @dataclass(frozen=True)
 class PoissonNoise(NoiseModel):
@@ -124,6 +131,9 @@ class PoissonNoise(NoiseModel):
     def noise_scale(self, levels: Tensor) -> Tensor:
         return (levels / self.zeta).sqrt()  # the noise's standard deviation is sqrt(zeta x)
 
+    def std_at(self, x: float) -> float:
+        return math.sqrt(self.zeta * x)
+
     def sigma_a_scale(self, levels: Tensor) -> Tensor:
         # Not the noise scale: Poisson values lie on a lattice of step zeta, which
         # sigma_a must smooth.
@@ -156,6 +166,9 @@ class GammaNoise(NoiseModel):
 
     def noise_scale(self, levels: Tensor) -> Tensor:
         return (self.k / levels).sqrt()  # the noise's standard deviation is x / sqrt(k)
+
+    def std_at(self, x: float) -> float:
+        return x / math.sqrt(self.k)
 
 
 def sample_standard_gamma(

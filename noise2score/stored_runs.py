@@ -61,6 +61,8 @@ def _current(run: dict, hashes: dict[str, str], seed: int) -> bool:
     if run.get("estimate_level") and run.get("level_estimator_revision") != estimator:
         return False
     fit = run.get("adapt")
+    if fit and fit.get("lr") is None and fit.get("rate_rule") != [adapt.RATE_PER_RATIO, adapt.MAX_RATE]:
+        return False  # the rate was set by another rule than today's
     # before revision 2 a fit left the views' weights as trained; runs without views are alike
     return not fit or fit.get("revision", 1) == adapt.REVISION or not (run.get("vst") or run.get("opponent"))
 
@@ -70,7 +72,14 @@ def options(run: dict) -> str:
     flags = [f"--{view}" for view in ("vst", "opponent") if run.get(view)]
     flags += ["--ensemble"] if run.get("ensemble") else []
     flags += [f"--adapt {run['adapt']['steps']}"] if run.get("adapt") else []
-    return " ".join(flags)
+    return " ".join(flags + _given_rate(run))
+
+
+def _given_rate(run: dict) -> list[str]:
+    """``--adapt-lr`` where the run's fit had its rate given: all runs made before the
+    rate was set from the perturbation recorded 3e-5, which is no longer the default."""
+    rate = (run.get("adapt") or {}).get("lr")
+    return [] if rate is None else ["--adapt-lr", f"{rate:g}"]
 
 
 def noise_label(noise, estimated: bool) -> str:
@@ -94,6 +103,8 @@ def command(run: dict, directory: str | Path = RUNS_DIR) -> str:
             skip = True
         else:
             kept.append(word)
+    if kept and "--adapt-lr" not in kept:
+        kept += _given_rate(run)
     return " ".join([*kept, "--json", f"{Path(directory).as_posix()}/{run['file']}"]) if kept else ""
 
 

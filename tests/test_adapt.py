@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from noise2score import adapt
-from noise2score.adapt import Adaptation, fitted_network, perturbation
+from noise2score.adapt import Adaptation, fitted_network, learning_rate, perturbation
 from noise2score.cli import main
 from noise2score.denoiser import Denoiser, load_denoiser
 from noise2score.image_io import write_image
@@ -107,14 +107,17 @@ def test_several_images_are_fitted_together_each_crop_told_its_own_level():
         return channel_scorer(net, per_channel=False, context=False, level_scale=torch.ones(len(which)))
 
     y = torch.rand(3, 1, 40, 40)
-    fitted_network(network, scorer_of, y, [0.001, 0.002, 0.003], Adaptation(steps=3, batch=4, crop=16))
+    settings = Adaptation(steps=3, lr=1e-4, batch=4, crop=16)
+    fitted_network(network, scorer_of, y, [0.001, 0.002, 0.003], settings)
     assert len(seen) == 3 and all(w.shape == (4,) and w.min() >= 0 and w.max() <= 2 for w in seen)
     assert len(torch.cat(seen).unique()) > 1  # crops come from more than one image
     crops, which = adapt.random_crops(torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 8, 8), 4, 6)
     assert torch.equal(crops[:, 0, 0, 0], which.float())  # each crop is of the image it names
     assert adapt.random_crops(y[:1], 16, 2)[1] is None
     with pytest.raises(ValueError, match="2 perturbations for 3 images"):
-        fitted_network(network, scorer_of, y, [0.001, 0.002], Adaptation(steps=1))
+        fitted_network(network, scorer_of, y, [0.001, 0.002], Adaptation(steps=1, lr=1e-4))
+    with pytest.raises(ValueError, match="needs its rate"):
+        fitted_network(network, scorer_of, y, [0.001] * 3, Adaptation(steps=1))
 
 
 def test_the_perturbation_is_the_cards_then_the_familys_and_goes_with_the_level_of_told_weights():
@@ -128,9 +131,38 @@ def test_the_perturbation_is_the_cards_then_the_familys_and_goes_with_the_level_
     assert perturbation(told, QUICK, 50.0) == pytest.approx(0.008)  # twice the noise, twice sigma_a
 
 
-def test_steps_out_of_range_are_refused():
+def test_the_rate_goes_with_the_perturbation_against_the_noise_up_to_a_ceiling():
+    sigma25 = learning_rate(Adaptation(), "gaussian", [25.0], [0.001])
+    assert sigma25 == pytest.approx(3e-5, rel=0.05)  # the rate measured at sigma_a 0.001, sigma 25
+    assert learning_rate(Adaptation(), "gaussian", [50.0], [0.001]) == pytest.approx(sigma25 / 2)
+    assert learning_rate(Adaptation(), "gaussian", [50.0], [0.01]) == adapt.MAX_RATE
+    # Poisson at zeta 0.01: the noise at mid-gray is sqrt(0.005); several images: the smallest ratio
+    poisson = learning_rate(Adaptation(), "poisson", [0.01, 0.01], [0.0005, 0.005])
+    assert poisson == pytest.approx(adapt.RATE_PER_RATIO * 0.0005 / 0.005**0.5)
+    assert learning_rate(Adaptation(lr=2e-4), "gaussian", [25.0], [0.001]) == 2e-4  # given: kept
+
+
+def test_the_fit_takes_the_rate_its_perturbation_sets(monkeypatch):
+    rates = []
+
+    def fit(network, _scorer_of, _y, _sigma_a, settings):
+        rates.append(settings.lr)
+        return network
+
+    monkeypatch.setattr("noise2score.denoiser.fitted_network", fit)
+    info = WeightsInfo("n2n_unet", 1, "gaussian", 50.0, "gray")
+    info.card = {"training": {"model": {"sigma_a_end": 0.01}}}
+    y = torch.rand(1, 1, 32, 32)
+    _denoiser(info, None).fitted_to(y, None, Adaptation(steps=1))  # level not given: the weights'
+    _denoiser(info, None).fitted_to(y, 50.0, Adaptation(steps=1, lr=1e-5))
+    assert rates == [adapt.MAX_RATE, 1e-5]
+
+
+def test_steps_or_rates_out_of_range_are_refused():
     with pytest.raises(ValueError, match="1..10000"):
         Adaptation(steps=0)
+    with pytest.raises(ValueError, match="rate"):
+        Adaptation(lr=0.0)
 
 
 def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys):
@@ -140,6 +172,8 @@ def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys)
     assert "fitted to the image (2 steps, --adapt)" in capsys.readouterr().out
     assert (tmp_path / "out" / "a.png").is_file()
     assert main([*map(str, args), "--adapt", "-1", "--overwrite"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main([*map(str, args), "--adapt", "2", "--adapt-lr", "0", "--overwrite"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 
@@ -156,6 +190,7 @@ def test_evaluate_records_the_fit_settings(weights_file, tmp_path):
     args += ["--data-dir", SHARED_DATASETS, "--adapt", "2", "--json", tmp_path / "fitted.json"]
     assert main([str(a) for a in args]) == 0
     recorded = json.loads((tmp_path / "fitted.json").read_text())["adapt"]
-    settings = {"steps": 2, "lr": 3e-5, "batch": 4, "crop": 96, "ema": 0.95, "sigma_a": None, "seed": 0}
+    settings = {"steps": 2, "lr": None, "batch": 4, "crop": 96, "ema": 0.95, "sigma_a": None, "seed": 0}
     settings["revision"] = 2  # the second views are fitted too
+    settings["rate_rule"] = [adapt.RATE_PER_RATIO, adapt.MAX_RATE]  # the rate: set by this rule
     assert recorded == settings  # what it ran with, and nothing of the run's own (progress)

@@ -66,6 +66,7 @@ def test_noise_statistics(family, level, variance):
         var = variance(torch.tensor(value)).item()
         assert abs(y[i].mean().item() - value) < 5 * math.sqrt(var / n)
         assert abs(y[i].var().item() / var - 1) < 5 * math.sqrt(2 / n)
+        assert make_noise(family, level).std_at(value) == pytest.approx(math.sqrt(var), rel=1e-6)
 
 
 @pytest.mark.parametrize(("family", "level"), [("gaussian", 25), ("poisson", 0.01), ("gamma", 100)])

@@ -7,7 +7,7 @@ from noise2score.denoiser import attach_opponent, load_denoiser
 from noise2score.evaluate import EvalSpec, summarise
 from noise2score.noise import make_noise
 from noise2score.results import render
-from noise2score.stored_runs import command, stored_runs
+from noise2score.stored_runs import command, options, stored_runs
 from noise2score.stored_runs import render as render_stored
 
 ROW = {"name": "a.png", "psnr": 30.5, "psnr8": 30.5, "ssim": 0.9, "seconds": 1.0}
@@ -45,6 +45,9 @@ def test_only_full_set_option_runs_of_todays_weights_files_are_read(monkeypatch,
     _write(tmp_path, "f_gray_fit.json", gray_fit)
     view_fit = _run(monkeypatch, "gaussian25-color", adapt=Adaptation(steps=5), opponent=True)
     _write(tmp_path, "g_view_fit.json", view_fit)
+    other_rule = _run(monkeypatch, adapt=Adaptation(steps=5))
+    other_rule["adapt"]["rate_rule"] = [1e-3, 1e-4]  # its rate set by a rule since changed
+    _write(tmp_path, "g_other_rule.json", other_rule)
     (tmp_path / "h_broken.json").write_text("{not json")
     _write(tmp_path, "i_list.json", [1, 2])
 
@@ -77,6 +80,14 @@ def test_the_options_table_sits_beside_the_main_rows_with_its_command(monkeypatc
     )
     assert f"- `{command(runs[0], tmp_path)}`" in text
     assert "With the test-time options" not in render(rows, [], tmp_path)
+
+
+def test_a_run_whose_fit_rate_was_given_says_so_in_options_and_command(monkeypatch, tmp_path):
+    _write(tmp_path, "set12_fit.json", _run(monkeypatch, adapt=Adaptation(steps=5, lr=3e-5)))
+    run = stored_runs(tmp_path)[0]
+    assert options(run) == "--ensemble --adapt 5 --adapt-lr 3e-05"  # no longer the default rate
+    kept = f"--json {tmp_path.as_posix()}/set12_fit.json"
+    assert command(run, tmp_path).endswith(f"--ensemble --adapt-lr 3e-05 {kept}")
 
 
 def test_results_md_lists_the_stored_runs_that_hold_today():
