@@ -6,9 +6,11 @@ at several rates; the PSNR change over the weights as they are.
         --rates 3e-5,1e-4,2e-4 --limit 3 --data-dir ../shared/datasets \
         --out benchmarks/results/adapt_rate.json
 
-Each image: the top-left 256x256 of a Kodak24 image, BT.601 luma, made noisy with a
-draw seeded by its index (100 + i). Blind weights are told the level the patch estimate
-gives (as `denoise` without `--level`); fixed-level ones the true level. ``--out``
+Each image: the top-left 256x256 of a Kodak24 image made gray by scikit-image's
+``rgb2gray`` (Rec. 709 weights, not the BT.601 luma of ``make-noisy --gray``: the
+recorded numbers were made so), made noisy with a draw seeded by its index (100 + i).
+Blind weights are told the level the patch estimate gives (as `denoise` without
+`--level`); fixed-level ones the true level. ``--out``
 appends the run as JSON. Measured in benchmarks/RECIPES.md ("The rate of a fit").
 """
 
