@@ -48,7 +48,10 @@ def fit_settings(text: str) -> Adaptation:
     unknown = [pair[0] for pair in pairs if len(pair) != 2 or pair[0] not in FIELDS]
     if unknown:
         raise SystemExit(f"--fits {text!r}: not NAME=VALUE with NAME one of {', '.join(FIELDS)}")
-    return Adaptation(**{name: FIELDS[name](value) for name, value in pairs})
+    try:
+        return Adaptation(**{name: FIELDS[name](value) for name, value in pairs})
+    except ValueError as err:  # a value that is no number, or out of Adaptation's range
+        raise SystemExit(f"--fits {text!r}: {err}") from None
 
 
 def gray_crop(path: Path) -> torch.Tensor:
