@@ -4,11 +4,11 @@
 #   .whl      wheels for Python 3.12 that the machine's image lacks
 #   .devdata  the clean sets the configs read (copies of ../shared/datasets, never
 #             committed) and network-only copies of the warm-start checkpoints they name
-# Usage: bash benchmarks/gpu_prepare.sh [CONFIG ...]   (default: configs/gpu3/*.yaml)
+# Usage: bash benchmarks/gpu_prepare.sh [CONFIG ...]   (default: configs/gpu4/*.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu3/*.yaml)
+[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu4/*.yaml)
 mkdir -p .git/info
 for d in /.whl/ /.devdata/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
 rm -rf .whl .devdata
