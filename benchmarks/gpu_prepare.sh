@@ -4,11 +4,11 @@
 #   .whl      wheels for Python 3.12 that the machine's image lacks
 #   .devdata  the clean sets the configs read (copies of ../shared/datasets, never
 #             committed) and network-only copies of the warm-start checkpoints they name
-# Usage: bash benchmarks/gpu_prepare.sh [CONFIG ...]   (default: configs/gpu4/*.yaml)
+# Usage: bash benchmarks/gpu_prepare.sh [CONFIG ...]   (default: configs/gpu5/*.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu4/*.yaml)
+[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu5/*.yaml)
 mkdir -p .git/info
 for d in /.whl/ /.devdata/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
 rm -rf .whl .devdata
@@ -24,21 +24,20 @@ from pathlib import Path
 import torch
 import yaml
 
-from noise2score.noisy_copy import parse_folder_name
+from noise2score.noisy_copy import as_list, parse_folder_name
 
 shared, out = Path("../shared/datasets"), Path(".devdata")
 need: dict[str, int | None] = {}  # clean set -> how many of its files (None: all)
 for config in (yaml.safe_load(Path(p).read_text()) for p in sys.argv[1:]):
     data = config["data"]
     for key in ("train_dir", "val_dir", "val_clean_dir"):
-        if not data.get(key):
-            continue
-        parsed = parse_folder_name(data[key])
-        name = parsed[0] if parsed else Path(data[key]).name
-        if (shared / name).is_dir():  # validation reads only the first val_limit images
-            count = None if key == "train_dir" else data.get("val_limit")
-            before = need.get(name, 0)
-            need[name] = None if None in (before, count) else max(before, count)
+        for folder in as_list(data.get(key)):
+            parsed = parse_folder_name(folder)
+            name = parsed[0] if parsed else Path(folder).name
+            if (shared / name).is_dir():  # validation reads only the first val_limit images
+                count = None if key == "train_dir" else data.get("val_limit")
+                before = need.get(name, 0)
+                need[name] = None if None in (before, count) else max(before, count)
     init = config["model"].get("init_weights")
     if init and str(init).endswith(".ckpt"):
         ckpt = torch.load(init, map_location="cpu", weights_only=True)

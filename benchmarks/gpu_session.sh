@@ -2,7 +2,7 @@
 # One lent-GPU session (the `device` tool): configs side by side on the GPU, each run's
 # folder packed into $OUT. Prepare here first with `bash benchmarks/gpu_prepare.sh`,
 # then on the GPU machine, from the repository root:
-#   bash benchmarks/gpu_session.sh SECONDS [CONFIG ...]     (default: configs/gpu4/*.yaml)
+#   bash benchmarks/gpu_session.sh SECONDS [CONFIG ...]     (default: configs/gpu5/*.yaml)
 # naming `.whl` and `.devdata` in the call's `carry` every time (a call without them
 # deletes them there). .whl holds wheels the machine lacks (kornia, kornia_rs,
 # jsonargparse, docstring_parser, typeshed_client, pypng, PyWavelets); .devdata the
@@ -11,7 +11,7 @@ set -u
 budget=${1:-480}
 shift || true
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu4/*.yaml)
+[ ${#configs[@]} -gt 0 ] || configs=(configs/gpu5/*.yaml)
 start=$SECONDS
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1

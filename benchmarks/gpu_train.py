@@ -1,6 +1,6 @@
 """Train several configs side by side on one GPU within a wall-clock budget.
 
-    python benchmarks/gpu_train.py --budget 450 --out OUTDIR configs/gpu4/*.yaml
+    python benchmarks/gpu_train.py --budget 450 --out OUTDIR configs/gpu5/*.yaml
 
 0. Makes the noisy-only folders the configs name and this machine lacks.
 1. Measures training steps/s of the score network with one process per config

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from noise2score.datasets import sha256_file
 from noise2score.networks import build_network
@@ -175,5 +175,15 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "", s
     if out.exists():
         raise FileExistsError(f"{out} exists; remove it first")
     tensors = {k: v.contiguous() for k, v in state.items()}
-    save_file(tensors, str(out), metadata=info.metadata())
+    out.write_bytes(_sorted_header(save(tensors, metadata=info.metadata())))
     return out
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """A .safetensors file with its JSON header's keys sorted. safetensors writes the
+    metadata in hash order, which varies between processes, so the same tensors would
+    get another sha256 at every export; the tensor offsets count from the header's end."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format keeps the data 8-byte aligned
+    return len(header).to_bytes(8, "little") + header + blob[8 + size :]

@@ -1,5 +1,8 @@
 """The ``denoise`` command and the Python API: formats kept, bad inputs reported."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tifffile
@@ -209,6 +212,15 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
     assert main(["export", str(best), str(tmp_path / "b.safetensors")]) == 0
     card = json.loads((tmp_path / "b.json").read_text())
     assert card["export"].startswith("noise2score export <run>/checkpoints/best-step=2.ckpt b.safetensors")
+    # The same checkpoint gives the same bytes (and sha256) at every export, in any process.
+    again = subprocess.run(
+        [sys.executable, "-c", "from noise2score.cli import main; raise SystemExit(main())", "export"]
+        + [str(ckpt), str(tmp_path / "m2.safetensors"), "--name", "m"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "m2.safetensors").read_bytes() == (tmp_path / "m.safetensors").read_bytes()
 
 
 def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_path, noisy_folders):
