@@ -291,13 +291,14 @@ def _weights(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from noise2score.model_card import write_card
+    from noise2score.model_card import make_card, write_card
     from noise2score.weights import export_weights
 
-    out = export_weights(args.checkpoint, args.out, name=args.name, source=args.source)
-    name = args.name or out.stem
-    card = write_card(args.checkpoint, out, name=name, config=args.config, source=args.source)
-    print(f"wrote {out} and {card}")
+    name = args.name or Path(args.out).stem
+    # First: with --replace, the card of the weights being replaced may be this stage's start.
+    card = make_card(args.checkpoint, args.out, name=name, config=args.config, source=args.source)
+    out = export_weights(args.checkpoint, args.out, name=name, source=args.source, replace=args.replace)
+    print(f"wrote {out} and {write_card(card, out)}")
     return 0
 
 
@@ -602,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="ema",
         choices=["ema", "network"],
         help="export the weight average (default) or the last trained weights",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace OUT and its card if they exist, e.g. the bundled weights a stage continued "
+        "(their card is read for the new card's history first)",
     )
     p.set_defaults(run=_export)
     return parser

@@ -1,6 +1,6 @@
 """Model cards for exported weights: what the weights are and how they were made.
 
-``write_card`` records what a training run left on disk (its resolved config, the
+``make_card`` records what a training run left on disk (its resolved config, the
 noisy-folder record, steps, wall time, hardware); ``noise2score results`` adds the
 measured evaluation to the card.
 """
@@ -120,16 +120,24 @@ def _reproduce_name(weights: Path, name: str) -> str:
     return name if weights.resolve().parent == BUNDLED_DIR.resolve() else str(weights)
 
 
-def write_card(
+def write_card(card: dict, weights: str | Path) -> Path:
+    """Write ``card`` as ``<weights>.json``, next to the exported weights."""
+    path = Path(weights).with_suffix(".json")
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def make_card(
     checkpoint: str | Path,
     weights: str | Path,
     *,
     name: str,
     config: str | list[str] | None = None,
     source: str = "ema",
-) -> Path:
-    """Write ``<weights>.json`` next to the exported weights; ``config`` lists the
-    training stages' configs in order (one command each)."""
+) -> dict:
+    """The model card of ``checkpoint`` exported as ``weights``; ``config`` lists the
+    training stages' configs in order (one command each). Reads the card of the weights
+    it started from, so make it before those are replaced."""
     configs = as_list(config)
     checkpoint, weights = Path(checkpoint), Path(weights)
     facts = _training_facts(checkpoint)
@@ -156,9 +164,7 @@ def write_card(
         "evaluation": [],
         "headline": "",
     }
-    path = weights.with_suffix(".json")
-    path.write_text(json.dumps(card, indent=1) + "\n")
-    return path
+    return card
 
 
 def machine_facts(device: torch.device | None = None) -> dict:

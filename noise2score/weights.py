@@ -164,18 +164,22 @@ def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo
     return weights, info
 
 
-def export_weights(checkpoint: str | Path, out: str | Path, *, name: str = "", source: str = "ema") -> Path:
+def export_weights(
+    checkpoint: str | Path, out: str | Path, *, name: str = "", source: str = "ema", replace: bool = False
+) -> Path:
     """Write a checkpoint's network (``source``: "ema" or "network") as self-describing
-    .safetensors."""
+    .safetensors; an existing ``out`` is replaced only with ``replace``."""
     if source not in ("ema", "network"):
         raise ValueError(f"source must be 'ema' or 'network', got {source!r}")
     state, info = _read_checkpoint(Path(checkpoint), source)
     info.name = name or Path(out).stem
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} exists; remove it first")
+    if out.exists() and not replace:
+        raise FileExistsError(f"{out} exists; remove it first, or pass --replace")
     tensors = {k: v.contiguous() for k, v in state.items()}
-    out.write_bytes(_sorted_header(save(tensors, metadata=info.metadata())))
+    partial = out.with_name(out.name + ".partial")  # the old file stays whole until the new one is
+    partial.write_bytes(_sorted_header(save(tensors, metadata=info.metadata())))
+    partial.replace(out)
     return out
 
 

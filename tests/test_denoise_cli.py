@@ -226,6 +226,8 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
 def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_path, noisy_folders):
     import json
 
+    from safetensors.torch import load_file
+
     from noise2score.module import Noise2Score
     from noise2score.training import main as train
 
@@ -265,6 +267,17 @@ def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_
     assert card3["training"]["warm_start"]["weights"] == str(first_out)
     assert card3["training"]["warm_start"]["steps"] == 2 and card3["training"]["total_steps"] == 3
     assert f"from the weights {first_out} (their training" in card3["trained_on"]
+
+    # The stage's weights may replace the ones it started from, but only when asked;
+    # the new card still holds the replaced weights' history.
+    third = str(tmp_path / "three" / "checkpoints" / "last.ckpt")
+    before = first_out.read_bytes()
+    assert main(["export", third, str(first_out)]) == 2 and first_out.read_bytes() == before
+    assert main(["export", third, str(first_out), "--replace"]) == 0
+    new, exported = load_file(first_out), load_file(out3)
+    assert new.keys() == exported.keys() and all(torch.equal(new[k], exported[k]) for k in new)
+    replaced = json.loads(first_out.with_suffix(".json").read_text())
+    assert replaced["training"]["total_steps"] == 3 and replaced["training"]["warm_start"]["steps"] == 2
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback():
