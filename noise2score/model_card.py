@@ -20,7 +20,9 @@ from noise2score.noisy_copy import as_list, read_record
 
 
 def _training_facts(checkpoint: Path) -> dict:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    from noise2score.weights import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     configs = sorted(run_dir.glob("csv/version_*/config.yaml"))
     facts: dict = {

@@ -138,11 +138,25 @@ def _read_safetensors(path: Path) -> tuple[dict, WeightsInfo]:
     return load_file(str(path)), info
 
 
+def load_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint, loaded safely (``weights_only``); a one-line error for a
+    file that is not one (truncated, another format, another program's)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle's, zip's and torch's errors all mean "not a checkpoint"
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
+        raise ValueError(f"{path}: not a noise2score training checkpoint (no state_dict, hyper_parameters)")
+    return checkpoint
+
+
 def _read_checkpoint(path: Path, source: str = "ema") -> tuple[dict, WeightsInfo]:
     """Network weights of a Lightning checkpoint: the EMA copy (what validation scored)
     when there is one and ``source`` is "ema", else the trained network itself."""
     path = Path(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     hp = checkpoint["hyper_parameters"]
     state = checkpoint["state_dict"]
     has_ema = any(k.startswith("ema.module.") for k in state)

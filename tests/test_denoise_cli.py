@@ -223,6 +223,19 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
     assert (tmp_path / "m2.safetensors").read_bytes() == (tmp_path / "m.safetensors").read_bytes()
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"PK\x03\x04 truncated zip"])
+def test_a_file_that_is_no_checkpoint_is_a_one_line_error(tmp_path, content, capsys):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content)
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((32, 32), 128, np.uint8)).save(image)
+    assert main(["export", str(bad), str(tmp_path / "m.safetensors")]) == 2
+    assert main(["denoise", str(image), "-o", str(tmp_path / "out.png"), "--weights", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("not a readable checkpoint") == 2 and "Traceback" not in err
+    assert not (tmp_path / "m.safetensors").exists() and not (tmp_path / "out.png").exists()
+
+
 def test_second_stage_starts_from_the_trained_network_and_its_card_has_both(tmp_path, noisy_folders):
     import json
 
