@@ -25,11 +25,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
 from noise2score.model_card import export_source, training_chain
 from noise2score.noisy_copy import RECORD_NAME, named_folders, parse_folder_name, read_record
+from noise2score.weights import load_checkpoint
 
 DATASETS = "../shared/datasets"  # where the configs find the clean sets
 RUN_DIR = re.compile(r"(?:^|/)runs/(?P<run>.+)/checkpoints/[^/]+$")
@@ -216,7 +216,7 @@ def _checkpoint_step(run_dir: Path) -> int | None:
     last = run_dir / "checkpoints/last.ckpt"
     if not last.is_file():
         return None
-    return int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
+    return int(load_checkpoint(last)["global_step"])
 
 
 def run(steps: list[Step], *, log=print) -> None:

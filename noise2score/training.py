@@ -20,6 +20,7 @@ from noise2score.module import Noise2Score
 from noise2score.noise import NOISE_MODELS, make_noise
 from noise2score.noisy_copy import as_list
 from noise2score.tiling import bf16_native
+from noise2score.weights import load_checkpoint
 
 CHECKPOINT_EVERY = 200  # steps
 DEFAULT_ROOT = "runs/default"  # trainer.default_root_dir when a config sets none
@@ -164,7 +165,7 @@ def keep_resumed_level(config) -> None:
     path = _resumed_checkpoint(config) if config.model.level == AUTO else None
     if path is None:
         return
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     config.model.level = float(state["hyper_parameters"]["level"])
     print(f"train.py: model.level auto: {config.model.level:g}, as {path} records", file=sys.stderr)
 
