@@ -295,6 +295,8 @@ def _export(args: argparse.Namespace) -> int:
     from noise2score.weights import export_weights
 
     name = args.name or Path(args.out).stem
+    if Path(args.out).exists() and not args.replace:  # before the checkpoint is read
+        raise FileExistsError(f"{args.out} exists; remove it first, or pass --replace")
     # First: with --replace, the card of the weights being replaced may be this stage's start.
     card = make_card(args.checkpoint, args.out, name=name, config=args.config, source=args.source)
     out = export_weights(args.checkpoint, args.out, name=name, source=args.source, replace=args.replace)

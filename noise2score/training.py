@@ -108,7 +108,7 @@ class Noise2ScoreCLI(LightningCLI):
         """The model's level checked against the training folders (``auto``: taken from
         them); CSV and TensorBoard logs under ``trainer.default_root_dir`` unless set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        keep_resumed_level(config)
+        check_resume(config)
         resolve_level(config.model, config.data)
         trainer = config.trainer
         note = slow_bf16_note(trainer.precision)
@@ -159,15 +159,26 @@ def loss_for_best_checkpoint(trainer) -> None:
             )
 
 
-def keep_resumed_level(config) -> None:
-    """With ``model.level auto``, a resumed run keeps the level it started with (in its
+def check_resume(config) -> None:
+    """The checkpoint a run resumes, read before anything starts: one that is no
+    checkpoint (truncated, another file) is a one-line error, not a traceback from
+    Lightning. With ``model.level auto`` the run keeps the level it started with (in its
     checkpoint) instead of estimating it again."""
-    path = _resumed_checkpoint(config) if config.model.level == AUTO else None
+    path = _resumed_checkpoint(config)
     if path is None:
         return
-    state = load_checkpoint(path)
-    config.model.level = float(state["hyper_parameters"]["level"])
-    print(f"train.py: model.level auto: {config.model.level:g}, as {path} records", file=sys.stderr)
+    try:
+        state = load_checkpoint(path)
+    except ValueError as err:
+        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
+        hint = f" (beside it: {', '.join(others)})" if others else ""
+        raise ConfigError(
+            f"--ckpt_path: {err}; resume from another checkpoint with --ckpt_path FILE{hint}, "
+            "or move it aside to start afresh"
+        ) from None
+    if config.model.level == AUTO:
+        config.model.level = float(state["hyper_parameters"]["level"])
+        print(f"train.py: model.level auto: {config.model.level:g}, as {path} records", file=sys.stderr)
 
 
 def _resumed_checkpoint(config) -> Path | None:

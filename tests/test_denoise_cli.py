@@ -197,7 +197,9 @@ def test_export_writes_self_describing_safetensors_and_a_card(tmp_path, noisy_fo
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     out = tmp_path / "m.safetensors"
     assert main(["export", str(ckpt), str(out), "--config", "configs/smoke.yaml"]) == 0
+    kept = out.read_bytes(), out.with_suffix(".json").read_bytes()
     assert main(["export", str(ckpt), str(out)]) == 2  # never replaces existing weights
+    assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == kept
     denoiser = Denoiser(*load_weights(out))
     assert denoiser.family == "gaussian" and denoiser.info.level == 25 and denoiser.channels == 1
     expected = cli.model.ema.module.state_dict()

@@ -521,6 +521,24 @@ def test_last_checkpoint_holds_the_final_step_between_periodic_saves(noisy_folde
     assert state["global_step"] == 60
 
 
+def test_a_truncated_last_checkpoint_is_a_one_line_error(noisy_folders, tmp_path, monkeypatch, capsys):
+    from noise2score.training import run
+
+    steps = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2"]
+    args = ["train.py", *_smoke_args(noisy_folders, tmp_path / "run", *steps)]
+    monkeypatch.setattr(sys, "argv", args)
+    assert run() == 0
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    truncated = last.read_bytes()[: last.stat().st_size // 2]
+    last.write_bytes(truncated)
+    monkeypatch.setattr(sys, "argv", [*args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
+    assert run() == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("train.py: error: --ckpt_path: ") and "not a readable checkpoint" in err, err
+    assert "beside it: best-step=2.ckpt" in err, err
+    assert last.read_bytes() == truncated  # left for the user to look at
+
+
 def test_hardware_summary_names_the_machine_of_each_stage():
     from noise2score.model_card import hardware_summary
 
