@@ -472,7 +472,11 @@ def build_demo(
                     type="filepath",
                     file_types=list(IMAGE_SUFFIXES + READ_ONLY_SUFFIXES),
                 )
-                gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Sample images")
+                samples = gr.Examples(
+                    [[str(p)] for p in examples],
+                    inputs=[upload],
+                    label="Sample images (clean photos: noise of the model's family is added first)",
+                )
                 model = gr.Dropdown([AUTO, *models.names], value=AUTO, label="Model")
                 with gr.Accordion("About the model", open=False):
                     card = gr.Markdown(models.card(None))
@@ -515,8 +519,10 @@ def build_demo(
                     )
                     black = gr.Number(0, label="Black level (file units: a camera's offset, taken as 0)")
                     read_noise = gr.Number(0, label="Read noise (Poisson: the camera's, file units)")
-                with gr.Accordion("Add synthetic noise (to try a clean image)", open=False):
-                    add_noise = gr.Checkbox(False, label="Add noise of the model's family first")
+                with gr.Accordion("Add synthetic noise (to try a clean image)", open=False) as synthetic:
+                    add_noise = gr.Checkbox(
+                        False, label="Add noise of the model's family first", elem_id="add-noise"
+                    )
                     noise_level = gr.Number(first.info.level, label="Synthetic noise level")
                     seed = gr.Number(0, precision=0, label="Seed")
             with gr.Column():
@@ -526,6 +532,11 @@ def build_demo(
                 info = gr.Markdown(elem_id="result-info")
                 files = gr.File(label="Download", file_count="multiple")
         model.change(models.card_and_levels, inputs=model, outputs=[card, level, noise_level])
+        # The samples are clean: picking one adds noise; an upload of one's own does not.
+        samples.dataset.click(
+            lambda: (True, gr.Accordion(open=True)), None, [add_noise, synthetic], queue=False
+        )
+        upload.upload(lambda: False, None, add_noise)
         options = [ensemble, vst, opponent, adapt, stretch, black, read_noise, add_noise, noise_level, seed]
         button.click(
             denoise_ui,

@@ -136,10 +136,18 @@ def test_browser_upload_and_denoise(server, noisy_image, tmp_path):
         browser = p.chromium.launch(executable_path=str(chromium), args=flags)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(server)
-        page.locator("input[type=file]").first.set_input_files(str(noisy_image[0] / "noisy.png"))
+        add_noise = page.locator("#add-noise input[type=checkbox]")
+        page.get_by_text("camera.png").click()  # a clean sample: noise is added to it
+        playwright.expect(add_noise).to_be_checked()
         page.wait_for_timeout(1000)
         page.locator("#denoise-button").click()
-        page.locator("#result-info").get_by_text("pixels").wait_for(timeout=60_000)
+        page.locator("#result-info").get_by_text("denoised: PSNR").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Clear").first.click()
+        page.locator("input[type=file]").first.set_input_files(str(noisy_image[0] / "noisy.png"))
+        playwright.expect(add_noise).not_to_be_checked()  # one's own upload is noisy already
+        page.locator("#denoise-button").click()
+        page.locator("#result-info").get_by_text("128x128 pixels").wait_for(timeout=60_000)
+        assert "PSNR" not in page.locator("#result-info").inner_text()
         page.locator("#result-slider img").first.wait_for(timeout=10_000)
         page.screenshot(path=str(ROOT / "runs" / "demo-screenshot.png"), full_page=True)
         page.get_by_text("Slower, better").click()  # the options sit in a closed accordion
