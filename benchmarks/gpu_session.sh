@@ -20,5 +20,10 @@ mkdir -p ../shared && ln -sfn "$PWD/.devdata/datasets" ../shared/datasets
 [ -d .devdata/runs ] && cp -r .devdata/runs .
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__)'
+# First, the GPU checks of the test suite (CPU and GPU give the same estimate), which
+# need a CUDA device: a minute at most, so that the training budget stays predictable.
+mkdir -p "${OUT:-results/gpu}"
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_device.py 2>&1 \
+    | tee "${OUT:-results/gpu}/device-tests.log" | tail -n 3
 python3 benchmarks/gpu_train.py --budget $((budget - (SECONDS - start))) --out "${OUT:-results/gpu}" \
     "${configs[@]}"
