@@ -13,6 +13,7 @@ shift || true
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(configs/gpu5/*.yaml)
 start=$SECONDS
+out=${OUT:-results/gpu}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
@@ -22,8 +23,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__)'
 # First, the GPU checks of the test suite (CPU and GPU give the same estimate), which
 # need a CUDA device: a minute at most, so that the training budget stays predictable.
-mkdir -p "${OUT:-results/gpu}"
+mkdir -p "$out"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_device.py 2>&1 \
-    | tee "${OUT:-results/gpu}/device-tests.log" | tail -n 3
-python3 benchmarks/gpu_train.py --budget $((budget - (SECONDS - start))) --out "${OUT:-results/gpu}" \
+    | tee "$out/device-tests.log" | tail -n 3
+python3 benchmarks/gpu_train.py --budget $((budget - (SECONDS - start))) --out "$out" \
     "${configs[@]}"

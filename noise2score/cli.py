@@ -292,11 +292,10 @@ def _weights(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from noise2score.model_card import make_card, write_card
-    from noise2score.weights import export_weights
+    from noise2score.weights import export_weights, refuse_existing
 
     name = args.name or Path(args.out).stem
-    if Path(args.out).exists() and not args.replace:  # before the checkpoint is read
-        raise FileExistsError(f"{args.out} exists; remove it first, or pass --replace")
+    refuse_existing(args.out, args.replace)  # before the checkpoint is read
     # First: with --replace, the card of the weights being replaced may be this stage's start.
     card = make_card(args.checkpoint, args.out, name=name, config=args.config, source=args.source)
     out = export_weights(args.checkpoint, args.out, name=name, source=args.source, replace=args.replace)

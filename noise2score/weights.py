@@ -185,16 +185,21 @@ def export_weights(
     .safetensors; an existing ``out`` is replaced only with ``replace``."""
     if source not in ("ema", "network"):
         raise ValueError(f"source must be 'ema' or 'network', got {source!r}")
+    refuse_existing(out, replace)
     state, info = _read_checkpoint(Path(checkpoint), source)
     info.name = name or Path(out).stem
     out = Path(out)
-    if out.exists() and not replace:
-        raise FileExistsError(f"{out} exists; remove it first, or pass --replace")
     tensors = {k: v.contiguous() for k, v in state.items()}
     partial = out.with_name(out.name + ".partial")  # the old file stays whole until the new one is
     partial.write_bytes(_sorted_header(save(tensors, metadata=info.metadata())))
     partial.replace(out)
     return out
+
+
+def refuse_existing(out: str | Path, replace: bool) -> None:
+    """Exported weights are replaced only when asked (``--replace``)."""
+    if Path(out).exists() and not replace:
+        raise FileExistsError(f"{out} exists; remove it first, or pass --replace")
 
 
 def _sorted_header(blob: bytes) -> bytes:
