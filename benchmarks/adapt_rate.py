@@ -39,18 +39,13 @@ from noise2score.metrics import psnr, to_hwc
 from noise2score.noise import make_noise
 
 CROP = 256
-FIELDS = {"steps": int, "lr": float, "batch": int, "crop": int, "ema": float, "sigma_a": float, "seed": int}
 
 
 def fit_settings(text: str) -> Adaptation:
     """``"lr=1e-4,steps=240"`` -> the :class:`Adaptation` with those fields."""
-    pairs = [item.split("=", 1) for item in text.split(",")]
-    unknown = [pair[0] for pair in pairs if len(pair) != 2 or pair[0] not in FIELDS]
-    if unknown:
-        raise SystemExit(f"--fits {text!r}: not NAME=VALUE with NAME one of {', '.join(FIELDS)}")
     try:
-        return Adaptation(**{name: FIELDS[name](value) for name, value in pairs})
-    except ValueError as err:  # a value that is no number, or out of Adaptation's range
+        return Adaptation.parse(text)
+    except ValueError as err:  # no field, no number, or out of Adaptation's range
         raise SystemExit(f"--fits {text!r}: {err}") from None
 
 

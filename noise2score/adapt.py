@@ -10,6 +10,7 @@ Measured in benchmarks/RECIPES.md ("Fitting the network to the image being denoi
 from __future__ import annotations
 
 import copy
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -56,12 +57,29 @@ class Adaptation:
         if self.lr is not None and not 0 < self.lr <= 1:
             raise ValueError(f"adaptation rate must be in (0, 1], got {self.lr}")
 
+    @classmethod
+    def parse(cls, text: str) -> Adaptation:
+        """``"lr=1e-4,steps=240"`` -> the settings with those fields, the rest the
+        defaults; ValueError names what is not a field or not a number in range."""
+        hints = typing.get_type_hints(cls)
+        kinds = {f.name: _number_kind(hints[f.name]) for f in fields(cls) if f.name != "progress"}
+        pairs = [item.split("=", 1) for item in text.split(",")]
+        unknown = [pair[0] for pair in pairs if len(pair) != 2 or pair[0] not in kinds]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not NAME=VALUE with NAME one of {', '.join(kinds)}")
+        return cls(**{name: kinds[name](value) for name, value in pairs})
+
     def record(self) -> dict:
         """The settings, for a result's record (the progress hook is not one), what is
         fitted (``REVISION``) and, where the rate is not given, the rule that sets it."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
         rule = {"rate_rule": [RATE_PER_RATIO, MAX_RATE]} if self.lr is None else {}
         return settings | {"revision": REVISION} | rule
+
+
+def _number_kind(hint) -> type:
+    """``int`` or ``float``, the type a field holds when it is set (``float | None``: float)."""
+    return next(kind for kind in typing.get_args(hint) or (hint,) if kind is not type(None))
 
 
 def fitted_network(

@@ -194,3 +194,14 @@ def test_evaluate_records_the_fit_settings(weights_file, tmp_path):
     settings["revision"] = 2  # the second views are fitted too
     settings["rate_rule"] = [adapt.RATE_PER_RATIO, adapt.MAX_RATE]  # the rate: set by this rule
     assert recorded == settings  # what it ran with, and nothing of the run's own (progress)
+
+
+def test_settings_are_parsed_from_text_by_their_field_types():
+    assert Adaptation.parse("lr=1e-4,steps=240") == Adaptation(lr=1e-4, steps=240)
+    assert Adaptation.parse("sigma_a=0.025").sigma_a == 0.025
+    with pytest.raises(ValueError, match="rate: not NAME=VALUE with NAME one of steps, lr"):
+        Adaptation.parse("rate=1e-4")
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        Adaptation.parse("steps=1e3")
+    with pytest.raises(ValueError, match="adaptation steps must be in"):
+        Adaptation.parse("steps=0")
