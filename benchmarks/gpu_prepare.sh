@@ -59,8 +59,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.test_device import GPU_WEIGHTS
+
 need = {str(yaml.safe_load(Path(p).read_text())["model"].get("init_weights")) for p in sys.argv[1:]}
-need |= {"gaussian25-gray", "poisson0.05-color"}  # tests/test_device.py compares them on the GPU
+need |= set(GPU_WEIGHTS)  # tests/test_device.py compares them on the GPU
 away = sorted(p.stem for p in Path("noise2score/weights").glob("*.safetensors") if p.stem not in need)
 names = "{" + ",".join(away) + "}"
 print("Before the call:  mkdir -p /tmp/weights-aside && mv noise2score/weights/" + names + ".* /tmp/weights-aside/")
