@@ -372,11 +372,11 @@ def test_a_tiff_stack_is_denoised_page_by_page_into_one_stack(weights_file, tmp_
 def test_bf16_on_a_device_that_would_emulate_it_gets_one_note(
     weights_file, tmp_path, monkeypatch, capsys, native
 ):
-    import noise2score.cli as cli
+    import noise2score.options as options
     import noise2score.tiling as tiling
 
     monkeypatch.setattr(tiling, "bf16_native", lambda device="cpu": native)
-    cli.note_slow_bf16.cache_clear()
+    options.note_slow_bf16.cache_clear()
     for i in range(2):
         write_image(tmp_path / f"in{i}.png", RNG.integers(0, 256, (40, 50), dtype=np.uint8))
     assert (
