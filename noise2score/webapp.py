@@ -275,32 +275,45 @@ def run(
     warning = far_from_training(denoiser.info, result.level)
     if warning:
         info.append(f"Warning: {warning}.")
-    if white is not None or black:
-        top = dtype_top(loaded.source_dtype)
-        dark = f"black level {offset * top:.4g}, " if black else ""
-        info.append(f"{dark}white level {(offset + scale) * top:.4g} (file units)")
-    elif is_dim(loaded.pixels, loaded.source_dtype):
-        info.append(
-            "The image is dim (its bright end is under a quarter of its range): for photon counts "
-            "or 12-bit data in 16-bit files, tick 'Stretch' (under 'Camera data')."
-        )
+    info += _levels_note(loaded, offset, scale, stretched=white is not None or bool(black))
     if clean is not None:
         info.append(
             f"noisy: PSNR {psnr(noisy, clean):.2f} dB, SSIM {ssim(noisy, clean):.3f}  \n"
             f"denoised: PSNR {psnr(x_hat, clean):.2f} dB, SSIM {ssim(x_hat, clean):.3f}"
         )
+    downloads = _save(Path(str(image)).stem, x_hat * scale + offset, loaded, restore_rgb=not add_noise)
+    shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
+    return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
+
+
+def _save(stem: str, saved: np.ndarray, loaded, *, restore_rgb: bool) -> list[Path]:
+    """The estimate ``saved`` (in the file's units) written for download to a fresh
+    folder: a PNG of the upload's bit depth, and a 16-bit TIFF beside it for deeper
+    uploads. ``restore_rgb``: a gray image stored as RGB, denoised as gray, is RGB again."""
     out_dir = Path(tempfile.mkdtemp(prefix="n2s-"))
-    stem = Path(str(image)).stem
-    saved = x_hat * scale + offset  # back in the file's units
-    if saved.shape[2] < loaded.channels and not add_noise:  # gray stored as RGB: RGB again
+    if saved.shape[2] < loaded.channels and restore_rgb:
         saved = np.repeat(saved, loaded.channels, axis=2)
     downloads = [
         write_image(out_dir / f"{stem}-denoised.png", saved, dtype=output_dtype(loaded.source_dtype, ".png"))
     ]
     if loaded.source_dtype.itemsize > 1:
         downloads.append(write_image(out_dir / f"{stem}-denoised.tif", saved, dtype=np.uint16))
-    shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
-    return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
+    return downloads
+
+
+def _levels_note(loaded, offset: float, scale: float, *, stretched: bool) -> list[str]:
+    """The black and white levels taken, in file units, where asked for; else a hint
+    where the image is dim."""
+    if stretched:
+        top = dtype_top(loaded.source_dtype)
+        dark = f"black level {offset * top:.4g}, " if offset else ""
+        return [f"{dark}white level {(offset + scale) * top:.4g} (file units)"]
+    if is_dim(loaded.pixels, loaded.source_dtype):
+        return [
+            "The image is dim (its bright end is under a quarter of its range): for photon counts "
+            "or 12-bit data in 16-bit files, tick 'Stretch' (under 'Camera data')."
+        ]
+    return []
 
 
 def _fitting(adaptation: Adaptation | None, fits: int) -> str:
