@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from noise2score import __version__
 from noise2score.datasets import DataError
 from noise2score.image_io import ImageError
 from noise2score.level import ESTIMATORS
@@ -265,6 +266,7 @@ def _results(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noise2score", description="Noise2Score denoising")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("make-noisy", help="write one seeded noisy draw of each clean image")

@@ -446,3 +446,12 @@ def test_a_clipped_8_bit_file_gets_the_inverse_of_clipping_and_says_so(tmp_path,
     assert "not fitted (--adapt): clipped at black or white" in capsys.readouterr().out
     on, off = (read_image(tmp_path / d / "scan.png").pixels[..., 0] for d in ("on", "off"))
     assert np.abs(on - x).mean() < np.abs(off - x).mean()
+
+
+def test_the_command_says_its_version(capsys):
+    from noise2score import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"noise2score {__version__}"
