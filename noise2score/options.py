@@ -207,3 +207,8 @@ def attach_opponent_view(args: argparse.Namespace, denoisers: list, *, asked: bo
 def check_noise(args: argparse.Namespace, family: str) -> None:
     if args.noise and args.noise != family:
         raise ValueError(f"the weights are for {family} noise, not {args.noise}")
+
+
+def check_read_noise(read_noise: float, family: str) -> None:
+    if read_noise and family != "poisson":
+        raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
