@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from skimage.restoration import calibrate_denoiser, denoise_nl_means, denoise_wavelet
 
-from noise2score.noise import NoiseModel
+from noise2score.noise import NoiseModel, check_read_noise
 from noise2score.vst import stabilise, unstabilise
 
 GaussianDenoiser = Callable[[np.ndarray, float], np.ndarray]  # (image, sigma) -> estimate
@@ -81,8 +81,7 @@ def run_baseline(method: str, y: np.ndarray, noise: NoiseModel, *, read_noise: f
         raise ValueError(f"unknown method {method!r}; choose from {['noisy', *GAUSSIAN_DENOISERS]}")
     denoise = GAUSSIAN_DENOISERS[method]
     y = y.astype(np.float64)
-    if read_noise and noise.family != "poisson":
-        raise ValueError(f"read noise is for Poisson noise, not {noise.family}")
+    check_read_noise(read_noise, noise.family)
     if noise.family == "gaussian":
         return denoise(y, noise.level / 255.0)
     shift = read_noise**2 / noise.level if noise.family == "poisson" else 0.0

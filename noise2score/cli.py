@@ -23,7 +23,7 @@ from noise2score.options import (
     attach_vst_view,
     bundled_chooser,
     check_noise,
-    check_read_noise,
+    check_read_noise_option,
     denoise_opponent,
     denoise_vst,
 )
@@ -91,7 +91,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if denoiser:
         check_noise(args, denoiser.family)
     read_noise = parse_read_noise(args.read_noise) / 255  # the sets are 8-bit: file units are /255
-    check_read_noise(read_noise, family)
+    check_read_noise_option(read_noise, family)
     noise = make_noise(family, args.level)
     spec = EvalSpec(args.dataset, noise, args.seed, args.limit, args.data_dir, read_noise, clip8=args.clip8)
     picker = bundled_chooser(args, None if args.estimate_level else args.level) if auto else None
@@ -138,7 +138,7 @@ def _denoise(args: argparse.Namespace) -> int:
     if denoiser:
         check_noise(args, denoiser.family)
     family = denoiser.family if denoiser else args.noise or "gaussian"
-    check_read_noise(read_noise, family)
+    check_read_noise_option(read_noise, family)
     args.vst = denoise_vst(args, family)
     asked = bool(args.opponent)
     args.opponent = denoise_opponent(args)

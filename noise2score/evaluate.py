@@ -24,7 +24,7 @@ from noise2score.datasets import dataset_files, get_dataset
 from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import read_image, written_whole
 from noise2score.metrics import from_hwc, psnr, quantize8, ssim, to_hwc
-from noise2score.noise import NoiseModel, seeded_generator
+from noise2score.noise import NoiseModel, check_read_noise, seeded_generator
 from noise2score.vst import MIX_REVISION
 
 CACHE_DIR = Path(".cache/noise2score")
@@ -41,8 +41,7 @@ class EvalSpec:
     clip8: bool = False  # noisy inputs stored as an 8-bit file would: clipped to [0, 1] and rounded
 
     def __post_init__(self) -> None:
-        if self.read_noise and self.noise.family != "poisson":
-            raise ValueError(f"read noise is for Poisson noise, not {self.noise.family}")
+        check_read_noise(self.read_noise, self.noise.family)
         if not 0 <= self.read_noise < 1:
             raise ValueError(f"read noise must be in [0, 1) units of the image range, got {self.read_noise}")
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from noise2score import patch_level
 from noise2score.image_io import ImageError
-from noise2score.noise import LEVEL_RANGES, make_noise
+from noise2score.noise import LEVEL_RANGES, check_read_noise, make_noise
 
 GRIDS = {
     "gaussian": np.linspace(5.0, 60.0, 56),  # sigma, /255
@@ -113,8 +113,7 @@ def pca_level(family: str, y: Tensor, read_noise: float = 0.0) -> float | None:
     when the image is too small. ``read_noise``: Gaussian noise of that standard
     deviation added to Poisson noise (known; see ``Denoiser.denoise_tensor``)."""
     channels = y[0].double().cpu().numpy()
-    if read_noise and family != "poisson":
-        raise ValueError(f"read noise is for Poisson noise, not {family}")
+    check_read_noise(read_noise, family)
     if family == "gaussian":
         level = patch_level.gaussian_sigma(channels)
     elif family == "poisson":

@@ -226,6 +226,13 @@ def make_noise(family: str, level: float) -> NoiseModel:
     return NOISE_MODELS[key](level)
 
 
+def check_read_noise(read_noise: float, family: str, *, name: str = "read noise", hint: str = "") -> None:
+    """Read noise (a camera's Gaussian noise on photon counts) goes with Poisson noise
+    only; ``name`` and ``hint`` word the error for where the value came from."""
+    if read_noise and family != "poisson":
+        raise ValueError(f"{name} is for Poisson noise, not {family}{hint}")
+
+
 def derive_seed(seed: int, *keys: str) -> int:
     """A 63-bit seed from a base seed and names, stable across runs and platforms."""
     text = "/".join([str(int(seed)), *map(str, keys)])

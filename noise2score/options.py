@@ -8,6 +8,7 @@ import argparse
 import functools
 import sys
 
+from noise2score.noise import check_read_noise
 from noise2score.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
 ADAPT_STEPS = 120  # --adapt alone: the steps measured in benchmarks/RECIPES.md
@@ -209,6 +210,5 @@ def check_noise(args: argparse.Namespace, family: str) -> None:
         raise ValueError(f"the weights are for {family} noise, not {args.noise}")
 
 
-def check_read_noise(read_noise: float, family: str) -> None:
-    if read_noise and family != "poisson":
-        raise ValueError(f"--read-noise is for Poisson noise, not {family}: give --noise poisson")
+def check_read_noise_option(read_noise: float, family: str) -> None:
+    check_read_noise(read_noise, family, name="--read-noise", hint=": give --noise poisson")
