@@ -205,15 +205,8 @@ def run(
     if ensemble and loaded.pixels.shape[0] * loaded.pixels.shape[1] > bound:
         raise ImageError(f"the self-ensemble does {ENSEMBLE_COST}x the work: images up to {bound} pixels")
     gray_rgb = gray_stored_as_colour(loaded.pixels)  # denoised as gray by gray weights
-    if model and model != AUTO:
-        denoiser = models.get(model)
-    else:
-        channels = 1 if gray_rgb else loaded.channels
-        denoiser = models.for_image(channels, noise or None, None if level is None else float(level))
-    if noise and noise != denoiser.family:
-        raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
-    if read_noise and denoiser.family != "poisson":
-        raise ImageError(f"read noise is for Poisson noise; pick a Poisson model, not {denoiser.info.name}")
+    channels = 1 if gray_rgb else loaded.channels
+    denoiser = _asked_model(models, model, noise, level, channels, read_noise=bool(read_noise))
     read = unit_spread(read_noise, loaded.source_dtype, scale)
     pixels = (loaded.pixels - offset) / scale
     pixels = pixels[..., :1] if gray_rgb and denoiser.channels == 1 else pixels
@@ -254,27 +247,10 @@ def run(
         f"{'' if result.fit_skipped else _fitting(adaptation, denoiser.fits())}, "
         f"{result.seconds:.2f} s for {pixels.shape[1]}x{pixels.shape[0]} pixels",
     ]
-    if left_out:
-        views = f"{' and '.join(left_out)} view{'s were' if len(left_out) > 1 else ' was'}"
-        info.append(
-            f"The {views} left out: with {'them' if len(left_out) > 1 else 'it'} this request does "
-            f"{asked}x the work of the weights alone, for images up to {max_pixels // asked} pixels."
-        )
+    info += _left_out_note(left_out, asked, max_pixels)
     if read_noise:
         info.append(f"read noise {read_noise:g} (file units) taken into account")
-    if result.clipped:
-        info.append("The noise is clipped at black or white (an 8-bit file): the estimate was mapped back.")
-    if result.fit_skipped:
-        info.append("Not fitted to the image: fitting to noise clipped at black or white does harm.")
-    if gray_rgb and not add_noise:
-        info.append(
-            "A gray image stored as RGB (three equal channels): denoised as gray."
-            if denoiser.channels == 1
-            else f"Warning: {COLOUR_WEIGHTS_ON_GRAY}; pick 'auto' or a gray model."
-        )
-    warning = far_from_training(denoiser.info, result.level)
-    if warning:
-        info.append(f"Warning: {warning}.")
+    info += _result_notes(denoiser, result, gray_rgb=gray_rgb and not add_noise)
     info += _levels_note(loaded, offset, scale, stretched=white is not None or bool(black))
     if clean is not None:
         info.append(
@@ -284,6 +260,52 @@ def run(
     downloads = _save(Path(str(image)).stem, x_hat * scale + offset, loaded, restore_rgb=not add_noise)
     shown = str(downloads[0]) if loaded.source_dtype.itemsize == 1 else _display(x_hat)
     return shown, (_display(noisy), _display(x_hat)), "\n\n".join(info), [str(p) for p in downloads]
+
+
+def _asked_model(
+    models: DemoModels, model: str | None, noise: str | None, level, channels: int, *, read_noise: bool
+) -> Denoiser:
+    """The served denoiser a request names, or for ``auto`` the one the demo picks for
+    the image's channels, family and level (given: before any estimate)."""
+    if model and model != AUTO:
+        denoiser = models.get(model)
+    else:
+        denoiser = models.for_image(channels, noise or None, None if level is None else float(level))
+    if noise and noise != denoiser.family:
+        raise ImageError(f"model {denoiser.info.name} is for {denoiser.family} noise, not {noise}")
+    if read_noise and denoiser.family != "poisson":
+        raise ImageError(f"read noise is for Poisson noise; pick a Poisson model, not {denoiser.info.name}")
+    return denoiser
+
+
+def _left_out_note(left_out: list[str], asked: int, max_pixels: int) -> list[str]:
+    if not left_out:
+        return []
+    views = f"{' and '.join(left_out)} view{'s were' if len(left_out) > 1 else ' was'}"
+    return [
+        f"The {views} left out: with {'them' if len(left_out) > 1 else 'it'} this request does "
+        f"{asked}x the work of the weights alone, for images up to {max_pixels // asked} pixels."
+    ]
+
+
+def _result_notes(denoiser: Denoiser, result, *, gray_rgb: bool) -> list[str]:
+    """What the user should know about the estimate: clipping, a fit left out, gray
+    stored as RGB (an upload's, not synthetic noise's), a level far from training."""
+    notes = []
+    if result.clipped:
+        notes.append("The noise is clipped at black or white (an 8-bit file): the estimate was mapped back.")
+    if result.fit_skipped:
+        notes.append("Not fitted to the image: fitting to noise clipped at black or white does harm.")
+    if gray_rgb:
+        notes.append(
+            "A gray image stored as RGB (three equal channels): denoised as gray."
+            if denoiser.channels == 1
+            else f"Warning: {COLOUR_WEIGHTS_ON_GRAY}; pick 'auto' or a gray model."
+        )
+    warning = far_from_training(denoiser.info, result.level)
+    if warning:
+        notes.append(f"Warning: {warning}.")
+    return notes
 
 
 def _save(stem: str, saved: np.ndarray, loaded, *, restore_rgb: bool) -> list[Path]:
