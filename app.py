@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from noise2score.adapt import MAX_STEPS
-    from noise2score.webapp import MAX_ADAPT_STEPS, DemoModels, build_demo
+    from noise2score.demo_ui import build_demo
+    from noise2score.webapp import MAX_ADAPT_STEPS, DemoModels
     from noise2score.weights import bundled_names
 
     bound = MAX_ADAPT_STEPS if args.max_adapt_steps is None else args.max_adapt_steps
