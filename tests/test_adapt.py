@@ -1,6 +1,7 @@
 """Fitting the network to the image being denoised (--adapt): plumbing, not quality
 (benchmarks/adapt_to_image.py measures that)."""
 
+import io
 import json
 
 import numpy as np
@@ -175,6 +176,21 @@ def test_the_command_fits_on_request_and_says_so(weights_file, tmp_path, capsys)
     assert capsys.readouterr().err.count("\n") == 1
     assert main([*map(str, args), "--adapt", "2", "--adapt-lr", "0", "--overwrite"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_command_shows_the_fit_on_a_terminal_only(weights_file, tmp_path, capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    write_image(tmp_path / "a.png", np.random.default_rng(0).random((40, 40, 1)))
+    args = ["denoise", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", weights_file, "--level", "25"]
+    assert main([*map(str, args), "--adapt", "3"]) == 0
+    assert "fitting" not in capsys.readouterr().err  # a log file gets no bar
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main([*map(str, args), "--adapt", "3", "--overwrite"]) == 0
+    assert "a.png: fitting" in terminal.getvalue() and "3/3" in terminal.getvalue()
 
 
 def test_the_command_says_when_the_views_are_fitted_too(tmp_path, capsys):
