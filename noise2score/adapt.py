@@ -9,13 +9,15 @@ Measured in benchmarks/RECIPES.md ("Fitting the network to the image being denoi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from noise2score.noise import make_noise
 from noise2score.score_loss import ardae_loss
@@ -184,3 +186,20 @@ def random_crops(
         which.append(k)
     batch = torch.cat(crops).contiguous(memory_format=torch.channels_last)
     return batch, (torch.tensor(which) if images > 1 else None)
+
+
+@contextlib.contextmanager
+def fit_progress_bar(denoiser, label: str) -> Iterator:
+    """``denoiser`` (a :class:`~noise2score.denoiser.Denoiser`), or where it fits its
+    networks to each image (``adapt``: minutes on a CPU) a copy of it that shows the
+    steps done, over every network fitted, on a progress bar (a terminal's only)."""
+    if denoiser.adapt is None:
+        yield denoiser
+        return
+    total = denoiser.adapt.steps * denoiser.fits()
+    with tqdm(total=total, desc=f"{label}: fitting", unit="step", leave=False, disable=None) as bar:
+        reporting = copy.copy(denoiser)
+        reporting.adapt = replace(
+            denoiser.adapt, progress=lambda done: bar.update(round(done * total) - bar.n)
+        )
+        yield reporting

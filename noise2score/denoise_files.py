@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
 import glob
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from noise2score.adapt import fit_progress_bar
 from noise2score.denoiser import Chooser, Denoiser
 from noise2score.image_io import (
     IMAGE_SUFFIXES,
@@ -105,7 +102,7 @@ def _denoise_file(
         chosen, estimate = (denoiser, None) if isinstance(denoiser, Denoiser) else denoiser(pixels, read)
         gray.append(gray_stored_as_colour(pixels))
         given = level if level is not None else estimate
-        with _fit_progress(chosen, source.name) as reporting:
+        with fit_progress_bar(chosen, source.name) as reporting:
             result = reporting.denoise_tensor(from_hwc(pixels), given, read_noise=read)
         used.append((chosen, result.level))
         clipped.append(result.clipped)
@@ -146,22 +143,6 @@ def _denoise_file(
     names = dict.fromkeys(_name(d) for d, _ in used if d is not denoiser or d.vst or d.gray_view or d.adapt)
     note = f" ({'; '.join(notes)})" if notes else ""
     return note + (f" with {', '.join(names)}" if names else "")
-
-
-@contextlib.contextmanager
-def _fit_progress(denoiser: Denoiser, label: str) -> Iterator[Denoiser]:
-    """``denoiser``, or where it fits its networks to the image (--adapt: minutes on a
-    CPU) a copy of it that shows the steps done on a progress bar (a terminal's only)."""
-    if denoiser.adapt is None:
-        yield denoiser
-        return
-    total = denoiser.adapt.steps * denoiser.fits()
-    with tqdm(total=total, desc=f"{label}: fitting", unit="step", leave=False, disable=None) as bar:
-        reporting = copy.copy(denoiser)
-        reporting.adapt = dataclasses.replace(
-            denoiser.adapt, progress=lambda done: bar.update(round(done * total) - bar.n)
-        )
-        yield reporting
 
 
 def _name(denoiser: Denoiser) -> str:

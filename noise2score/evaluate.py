@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from noise2score import __version__, patch_level
+from noise2score.adapt import fit_progress_bar
 from noise2score.baselines import run_baseline
 from noise2score.datasets import dataset_files, get_dataset
 from noise2score.denoiser import Chooser, Denoiser
@@ -109,7 +110,8 @@ def evaluate(
         if path.name in done:
             rows.append(done[path.name])
             continue
-        result = chosen.denoise_tensor(y, level, level_method=level_method, read_noise=spec.read_noise)
+        with fit_progress_bar(chosen, path.name) as reporting:
+            result = reporting.denoise_tensor(y, level, level_method=level_method, read_noise=spec.read_noise)
         extra |= {"estimated_level": result.level} if estimate_level else {}
         extra |= {"view_share": result.view_share} if result.view_share is not None else {}
         extra |= {"fit_skipped": True} if result.fit_skipped else {}

@@ -193,6 +193,25 @@ def test_the_command_shows_the_fit_on_a_terminal_only(weights_file, tmp_path, ca
     assert "a.png: fitting" in terminal.getvalue() and "3/3" in terminal.getvalue()
 
 
+def test_the_fit_bar_reports_on_a_copy_and_leaves_the_served_denoiser_as_it_was(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    gray = WeightsInfo("n2n_unet", 1, "gaussian", 25.0, "gray")
+    served, plain = _denoiser(gray), _denoiser(gray, adapt=None)
+    with adapt.fit_progress_bar(plain, "x.png") as same:
+        assert same is plain
+    with adapt.fit_progress_bar(served, "x.png") as reporting:
+        assert reporting is not served and reporting.adapt.progress is not None
+        y = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+        reporting.denoise_tensor(y, 25)
+    assert served.adapt == QUICK and served.adapt.progress is None
+    assert "x.png: fitting" in terminal.getvalue() and "2/2" in terminal.getvalue()
+
+
 def test_the_command_says_when_the_views_are_fitted_too(tmp_path, capsys):
     write_image(tmp_path / "a.png", np.random.default_rng(0).random((40, 40, 3)))
     args = ["denoise", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", "gaussian25-color"]
