@@ -25,7 +25,14 @@ from noise2score.metrics import from_hwc, to_hwc
 from noise2score.networks import channel_scorer
 from noise2score.noise import NoiseModel, make_noise
 from noise2score.opponent import fitted_opponent_view, opponent_estimate
-from noise2score.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, ensemble_score, estimate_score
+from noise2score.tiling import (
+    DEFAULT_BATCH,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    DIHEDRAL,
+    ensemble_score,
+    estimate_score,
+)
 from noise2score.vst import fitted_stabilised_view, stabilised_estimate, stabilised_mix
 from noise2score.weights import WeightsInfo, load_weights
 from noise2score.white import White, unit_range, unit_spread
@@ -112,7 +119,7 @@ class Denoiser:
         """Network passes over each pixel of an image, relative to the weights alone:
         the self-ensemble, the second views, and the Gamma share's probe, which runs
         both estimators again (fitting with ``adapt`` aside)."""
-        passes = (8 if self.ensemble else 1) * (self.channels if self.info.per_channel else 1)
+        passes = (len(DIHEDRAL) if self.ensemble else 1) * (self.channels if self.info.per_channel else 1)
         if self.vst is not None:
             passes += self.vst.work()
             passes *= 2 if self.family == "gamma" else 1

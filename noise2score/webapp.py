@@ -32,7 +32,7 @@ from noise2score.level import pca_level
 from noise2score.metrics import from_hwc, psnr, ssim, to_hwc
 from noise2score.model_card import hardware_summary
 from noise2score.noise import make_noise, seeded_generator
-from noise2score.tiling import DEFAULT_TILE
+from noise2score.tiling import DEFAULT_TILE, DIHEDRAL
 from noise2score.weights import DEFAULT_WEIGHTS
 from noise2score.white import (
     White,
@@ -45,7 +45,7 @@ from noise2score.white import (
 
 AUTO = "auto (match the image)"
 DEFAULT_LEVELS = {"gaussian": 25.0, "poisson": 0.01, "gamma": 100.0}
-ENSEMBLE_COST = 8  # forward passes of the self-ensemble; its images are bounded 8x smaller
+ENSEMBLE_COST = len(DIHEDRAL)  # forward passes of the self-ensemble; its images are bounded 8x smaller
 MAX_ADAPT_STEPS = 240  # fitting to an upload, over all its networks: about 4 minutes on 2 CPU cores
 
 
