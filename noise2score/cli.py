@@ -429,10 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(their card is read for the new card's history first)",
     )
     p.set_defaults(run=_export)
+    # Listed here for --help; its options are app.py's, parsed by noise2score.demo (main).
+    commands.add_parser(
+        "demo", add_help=False, help="serve the web demo, as python app.py (noise2score demo --help)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:  # the web demo takes app.py's options
+        from noise2score.demo import main as demo
+
+        return demo(argv[1:], prog="noise2score demo")
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore")
     try:

@@ -269,6 +269,18 @@ def test_the_api_takes_adapt_and_the_server_bounds_it(server, noisy_image):
     assert refused.returncode == 2 and "--max-adapt-steps must be in 0.." in refused.stderr
 
 
+def test_the_installed_command_runs_the_demo_and_names_the_missing_gradio(monkeypatch, capsys):
+    from noise2score.cli import main
+
+    assert main(["demo", "--max-adapt-steps", "-1"]) == 2  # app.py's options, app.py's checks
+    assert capsys.readouterr().err.startswith("noise2score demo: error: --max-adapt-steps must be in 0..")
+    monkeypatch.delitem(sys.modules, "noise2score.demo_ui", raising=False)
+    monkeypatch.setitem(sys.modules, "gradio", None)  # installed without the [app] extra
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs Gradio: pip install 'noise2score[app]'" in err
+
+
 def test_a_bundled_models_card_says_how_to_train_it_again():
     from noise2score.webapp import DemoModels
 
