@@ -429,7 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(their card is read for the new card's history first)",
     )
     p.set_defaults(run=_export)
-    # Listed here for --help; its options are app.py's, parsed by noise2score.demo (main).
+    # Listed here for --help; main hands their arguments to train.py's and app.py's parsers.
+    commands.add_parser(
+        "train", add_help=False, help="train a score network, as python train.py (noise2score train --help)"
+    )
     commands.add_parser(
         "demo", add_help=False, help="serve the web demo, as python app.py (noise2score demo --help)"
     )
@@ -438,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # LightningCLI, as train.py
+        from noise2score.training import run
+
+        return run(argv[1:], prog="noise2score train")
     if argv[:1] == ["demo"]:  # the web demo takes app.py's options
         from noise2score.demo import main as demo
 

@@ -238,13 +238,19 @@ def default_callbacks() -> list:
     ]
 
 
-def run() -> int:
-    """``train.py``: the CLI, with one-line errors for bad data instead of a traceback."""
+def run(args: list[str] | None = None, prog: str = "train.py") -> int:
+    """``train.py`` (``noise2score train``): the CLI on ``args`` (None: the command
+    line), with one-line errors for bad data instead of a traceback."""
+    command_line = sys.argv
+    if args is not None:  # LightningCLI reads sys.argv as well: give it this one command
+        sys.argv = [prog, *args]
     try:
         main()
     except (ImageError, FileNotFoundError, ConfigError) as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        sys.argv = command_line
     return 0
 
 

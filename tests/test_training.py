@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import tifffile
 import torch
 
+from noise2score.cli import main as cli_main
 from noise2score.data import NoisyFolderDataModule, load_folder
 from noise2score.image_io import list_images, read_image
 from noise2score.metrics import from_hwc, psnr
@@ -199,6 +201,13 @@ def test_missing_training_folder_is_a_one_line_error(tmp_path, monkeypatch, caps
     monkeypatch.setattr(sys, "argv", args)
     assert run() == 2
     assert "missing: not a folder" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["pytest", "-q"])  # a command line of its own
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli_main(["train", *args[1:]]) == 2  # the installed command, the same parser
+    err = capsys.readouterr().err
+    assert err.startswith("noise2score train: error: ") and "missing: not a folder" in err
+    assert sys.argv == ["pytest", "-q"] and not [w for w in caught if "args parameter" in str(w.message)]
 
 
 def test_synthetic_mode_draws_a_level_per_crop_within_the_range():
