@@ -198,8 +198,11 @@ def fit_progress_bar(denoiser, label: str) -> Iterator:
         return
     total = denoiser.adapt.steps * denoiser.fits()
     with tqdm(total=total, desc=f"{label}: fitting", unit="step", leave=False, disable=None) as bar:
+
+        def report(done: float) -> None:  # each step (a second or so) redrawn, not every 0.1 s
+            bar.n = round(done * total)
+            bar.refresh()
+
         reporting = copy.copy(denoiser)
-        reporting.adapt = replace(
-            denoiser.adapt, progress=lambda done: bar.update(round(done * total) - bar.n)
-        )
+        reporting.adapt = replace(denoiser.adapt, progress=report)
         yield reporting
